@@ -1,0 +1,45 @@
+"""Write files so that a crash never leaves a torn one: temp file, fsync, rename."""
+import os
+import tempfile
+
+from .errors import UsageError
+
+
+def atomic_write(path, write, mode="wb"):
+    """Call write(f) on a temporary file beside path, then rename it over path.
+
+    If write raises, path keeps its previous content and the temporary file is removed.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def check_writable(path, option):
+    """Fail now, not after 500 epochs, if path cannot be written."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: is a directory; give a file name")
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path}: the directory {folder} does not exist; create it first")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".minirnn-write-test.")
+    except OSError as e:
+        raise UsageError(f"{option} {path}: cannot write in {folder} ({e.strerror}); choose another location") from None
+    os.close(fd)
+    os.unlink(tmp)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise UsageError(f"{option} {path}: the file exists and is read-only; choose another name")

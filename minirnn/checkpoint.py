@@ -1,0 +1,173 @@
+"""Checkpoints: one .npz of plain arrays, written atomically, read without pickle.
+
+Members:
+    W_xh, W_hh, b_h, W_hq, b_q   the parameters (float32 or float64)
+    vocab                       the tokens, a 1-D unicode array, id order
+    config                      the run's Config as JSON text
+    state                       epoch, position, RNG state and metrics as JSON text
+    H                           the carried hidden state, when saved mid-epoch
+    format                      "minirnn-checkpoint-1"
+
+Reading parses each member's .npy header first and refuses object arrays before
+any data is read, so a checkpoint from a stranger cannot run code; every problem
+is one CheckpointError that says what is wrong.
+"""
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from .atomic import atomic_write
+from .config import Config
+from .data import Vocab
+from .errors import CheckpointError, MinirnnError
+from .model import PARAM_NAMES
+
+FORMAT = "minirnn-checkpoint-1"
+STATE_KEYS = ("epoch", "batch", "rng_state", "loss_sum", "norm_sum", "tokens", "history",
+              "train_time", "epoch_time", "total_tokens")
+
+
+class Checkpoint:
+    """A loaded checkpoint: params (host arrays), vocab, config, state dict, H or None."""
+
+    def __init__(self, params, vocab, config, state, H=None):
+        self.params, self.vocab, self.config, self.state, self.H = params, vocab, config, state, H
+
+
+def save(path, params, vocab, config, state=None, H=None):
+    """Write a checkpoint atomically; host copies are made of device arrays."""
+    from .backend import backend_of
+
+    arrays = {k: backend_of(params[k]).to_numpy(params[k]) for k in PARAM_NAMES}  # deliberate host sync
+    arrays["vocab"] = np.array(vocab.idx_to_token)
+    arrays["config"] = np.array(json.dumps(config.to_dict()))
+    arrays["state"] = np.array(json.dumps(state or {}))
+    arrays["format"] = np.array(FORMAT)
+    if H is not None:
+        arrays["H"] = backend_of(H).to_numpy(H)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load(path):
+    """Read and validate a checkpoint; raise CheckpointError for anything amiss."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint {path}: no such file; check the path")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path}: is not a file")
+    try:
+        arrays = _read_npz(path)
+        return _validate(arrays, path)
+    except CheckpointError:
+        raise
+    except MinirnnError as e:
+        raise CheckpointError(f"checkpoint {path}: {e}") from None
+    except Exception as e:  # any other failure of a damaged file
+        raise CheckpointError(f"checkpoint {path}: damaged or not a minirnn checkpoint ({type(e).__name__}: {e})") from None
+
+
+def _read_npz(path):
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path}: cannot be read ({e.strerror})") from None
+    if not zipfile.is_zipfile(io.BytesIO(raw)):
+        raise CheckpointError(f"checkpoint {path}: not an .npz file (no zip archive); was it written by --save?")
+    arrays = {}
+    with zipfile.ZipFile(io.BytesIO(raw)) as z:
+        for info in z.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with z.open(info) as member:
+                arrays[info.filename[:-4]] = _read_member(member, info, path)
+    return arrays
+
+
+def _read_member(member, info, path):
+    """One .npy member: check its header, then read it with pickle disabled."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise CheckpointError(f"checkpoint {path}: member {info.filename} has an unsupported .npy version {version}")
+    if dtype.hasobject:
+        raise CheckpointError(
+            f"checkpoint {path}: member {info.filename} holds pickled Python objects; "
+            f"minirnn never unpickles, so it refuses this file"
+        )
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size > info.file_size:
+        raise CheckpointError(f"checkpoint {path}: member {info.filename} is truncated ({info.file_size} bytes for {size})")
+    data = member.read(size)
+    if len(data) != size:
+        raise CheckpointError(f"checkpoint {path}: member {info.filename} is truncated")
+    order = "F" if fortran else "C"
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy()
+
+
+def _text(arrays, key, path):
+    a = arrays.get(key)
+    if a is None or a.dtype.kind != "U" or a.ndim != 0:
+        raise CheckpointError(f"checkpoint {path}: member '{key}' is missing or is not text")
+    return str(a[()])
+
+
+def _validate(arrays, path):
+    missing = [k for k in PARAM_NAMES + ("vocab", "config", "state", "format") if k not in arrays]
+    if missing:
+        raise CheckpointError(f"checkpoint {path}: missing member(s) {', '.join(missing)}; was it written by minirnn?")
+    if _text(arrays, "format", path) != FORMAT:
+        raise CheckpointError(f"checkpoint {path}: unknown format {_text(arrays, 'format', path)!r}, expected {FORMAT!r}")
+    params = {k: arrays[k] for k in PARAM_NAMES}
+    dtypes = {str(a.dtype) for a in params.values()}
+    if len(dtypes) != 1 or dtypes.pop() not in ("float32", "float64"):
+        raise CheckpointError(f"checkpoint {path}: parameters must all be float32 or all float64, got "
+                              + ", ".join(f"{k} {a.dtype}" for k, a in params.items()))
+    if params["W_xh"].ndim != 2:
+        raise CheckpointError(f"checkpoint {path}: W_xh must be 2-D (V, H), got shape {params['W_xh'].shape}")
+    V, H = params["W_xh"].shape
+    expected = {"W_xh": (V, H), "W_hh": (H, H), "b_h": (H,), "W_hq": (H, V), "b_q": (V,)}
+    for k, shape in expected.items():
+        if params[k].shape != shape:
+            raise CheckpointError(f"checkpoint {path}: {k} has shape {params[k].shape}, expected {shape} (V={V}, H={H})")
+    vocab_arr = arrays["vocab"]
+    if vocab_arr.dtype.kind != "U" or vocab_arr.ndim != 1:
+        raise CheckpointError(f"checkpoint {path}: vocab must be a 1-D text array")
+    try:
+        vocab = Vocab([str(t) for t in vocab_arr])
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {path}: bad vocabulary: {e}") from None
+    if len(vocab) != V:
+        raise CheckpointError(f"checkpoint {path}: the vocabulary has {len(vocab)} tokens but the weights expect V={V}")
+    config = Config.from_dict(json.loads(_text(arrays, "config", path)))
+    if config.num_hiddens != H or config.dtype != str(params["W_hh"].dtype):
+        raise CheckpointError(f"checkpoint {path}: its config (num_hiddens {config.num_hiddens}, {config.dtype}) "
+                              f"does not match its weights (H={H}, {params['W_hh'].dtype})")
+    state = json.loads(_text(arrays, "state", path))
+    if not isinstance(state, dict) or (state and set(state) != set(STATE_KEYS)):
+        raise CheckpointError(f"checkpoint {path}: the training state is malformed")
+    if state:
+        _check_state(state, path)
+    H_state = arrays.get("H")
+    if H_state is not None and (H_state.shape != (config.batch_size, H) or H_state.dtype != params["W_hh"].dtype):
+        raise CheckpointError(f"checkpoint {path}: the saved hidden state has shape {H_state.shape}, "
+                              f"expected {(config.batch_size, H)}")
+    return Checkpoint(params, vocab, config, state, H_state)
+
+
+def _check_state(state, path):
+    ints = all(isinstance(state[k], int) and state[k] >= 0 for k in ("epoch", "batch", "tokens", "total_tokens"))
+    reals = all(isinstance(state[k], (int, float)) for k in ("loss_sum", "norm_sum", "train_time", "epoch_time"))
+    rows = isinstance(state["history"], list) and all(isinstance(r, dict) for r in state["history"])
+    if not (ints and reals and rows):
+        raise CheckpointError(f"checkpoint {path}: the training state has values of the wrong type")
+    try:
+        np.random.default_rng().bit_generator.state = state["rng_state"]
+    except Exception:
+        raise CheckpointError(f"checkpoint {path}: the saved random-generator state is malformed") from None

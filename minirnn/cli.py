@@ -1,0 +1,57 @@
+"""What the scripts share: one-line errors, exit codes, --debug, Ctrl-C."""
+import argparse
+import signal
+import sys
+import traceback
+import warnings
+
+from .errors import MinirnnError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2)."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def run(main, argv=None):
+    """Call main(argv); turn minirnn's errors into one line on stderr and an exit code.
+
+    Usage errors exit 2, the others 1; --debug shows the traceback too.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    warnings.showwarning = lambda message, *args, **kwargs: print(f"warning: {message}", file=sys.stderr)
+    try:
+        return main(argv)
+    except MinirnnError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+class StopFlag:
+    """Ctrl-C sets a flag that the training loop reads after each minibatch;
+    a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.raised = False
+
+    def __call__(self):
+        return self.raised
+
+    def _handle(self, signum, frame):
+        self.raised = True
+        print("\ninterrupt: finishing the current minibatch (Ctrl-C again to abort now)", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def __enter__(self):
+        self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._old)
+        return False

@@ -1,0 +1,83 @@
+"""Every training default in one place, with validation.
+
+The defaults are the book's run: batch 32, 35 steps, 512 hidden units, lr 1,
+clip θ = 1, 500 epochs, sequential partitioning, the first 10,000 tokens.
+"""
+import dataclasses
+import math
+
+from .errors import UsageError
+
+SAMPLINGS = ("sequential", "random", "reset")
+DEVICES = ("cpu", "gpu", "auto")
+TEXT_MODES = ("letters", "raw")
+ACTIVATIONS = ("tanh", "relu")
+DTYPES = ("float32", "float64")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    batch_size: int = 32
+    num_steps: int = 35
+    num_hiddens: int = 512
+    lr: float = 1.0
+    clip: float = 1.0  # θ of the global-norm clip; 0 turns clipping off
+    epochs: int = 500
+    sampling: str = "sequential"  # sequential | random | reset (see README)
+    max_tokens: int = 10000  # 0: the whole text
+    seed: int = 0
+    device: str = "cpu"
+    data: str = None  # None: the book
+    text_mode: str = "letters"
+    activation: str = "tanh"
+    detach: bool = True  # False: backpropagate through every earlier window of the epoch
+    dtype: str = "float32"
+    print_every: int = 10
+    save_every: int = 0  # 0: save only at the end (and on Ctrl-C)
+
+    # Options that may differ between a checkpoint and the run that resumes it.
+    RESUMABLE_CHANGES = ("epochs", "device", "print_every", "save_every")
+
+    @classmethod
+    def from_dict(cls, values):
+        """A validated Config; unknown keys are an error that names them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UsageError(f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}")
+        return cls(**values).validated()
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes):
+        return Config.from_dict({**self.to_dict(), **changes})
+
+    def validated(self):
+        for name in ("batch_size", "num_steps", "num_hiddens", "epochs", "print_every"):
+            _int(name, getattr(self, name), low=1)
+        for name in ("max_tokens", "seed", "save_every"):
+            _int(name, getattr(self, name), low=0)
+        _real("lr", self.lr)
+        _real("clip", self.clip)
+        for name, choices in (("sampling", SAMPLINGS), ("device", DEVICES), ("text_mode", TEXT_MODES),
+                              ("activation", ACTIVATIONS), ("dtype", DTYPES)):
+            if getattr(self, name) not in choices:
+                raise UsageError(f"{_flag(name)} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if not self.detach and self.sampling != "sequential":
+            raise UsageError("--no-detach needs --sampling sequential: the other modes reset the state every minibatch")
+        return self
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UsageError(f"{_flag(name)} must be an integer >= {low}, got {value!r}")
+
+
+def _real(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise UsageError(f"{_flag(name)} must be a finite number >= 0, got {value!r}")

@@ -1,0 +1,72 @@
+"""Text generation: warm up over a prefix, then predict one character at a time.
+
+As the book's predict_ch8: the state runs over the prefix (warm-up), and from its
+last character each step feeds the previous prediction back in. Greedy by
+default; with a temperature τ, the next character is drawn from q ∝ p^(1/τ).
+
+Sampling uses the Gumbel-max trick, argmax(logits/τ + G) with G Gumbel noise
+drawn on the host by a seeded Generator, so a seed gives the same text on the
+CPU and the GPU, and the chosen ids never leave the device until the end: there
+is one host sync per call, not one per character.
+"""
+import warnings
+
+import numpy as np
+
+from .backend import backend_of
+from .data import preprocess
+from .errors import UsageError
+from .model import rnn_forward, rnn_step_forward
+
+
+def encode_prefix(prefix, vocab, text_mode="letters"):
+    """Prefix -> ids, through the training text's preprocessing.
+
+    Characters outside the vocabulary map to <unk> (id 0), with one warning
+    that names them.
+    """
+    if not isinstance(prefix, str) or not prefix:
+        raise UsageError("the prefix is empty; give at least one character, e.g. --prefix 'time traveller'")
+    text = preprocess(prefix, text_mode)
+    if not text:
+        raise UsageError(f"the prefix {prefix!r} is empty after '{text_mode}' preprocessing; give some letters")
+    unknown = vocab.unknown_chars(text)
+    if unknown:
+        warnings.warn(f"prefix characters not in the vocabulary, read as <unk>: {''.join(unknown)!r}", stacklevel=3)
+    return vocab.encode(text)
+
+
+def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="letters",
+            temperature=None, seed=0):
+    """Return the (preprocessed) prefix followed by num_preds generated characters."""
+    if int(num_preds) < 0:
+        raise ValueError(f"the number of characters to generate must be >= 0, got {num_preds}")
+    if temperature is not None and not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    ids = encode_prefix(prefix, vocab, text_mode)
+    backend = backend_of(params["W_hh"])
+    xp = backend.xp
+    W_xh, W_hh, b_h, W_hq, b_q = (params[k] for k in ("W_xh", "W_hh", "b_h", "W_hq", "b_q"))
+    H = None
+    if len(ids) > 1:  # warm-up: run the state over all but the last prefix character
+        _, H, _ = rnn_forward(params, ids[None, :-1].astype(np.int64), None, activation=activation)
+    else:
+        H = xp.zeros((1, W_hh.shape[0]), dtype=W_hh.dtype)
+    noise = None
+    if temperature is not None:
+        gumbel = np.random.default_rng(seed).gumbel(size=(int(num_preds), len(vocab)))
+        noise = backend.asarray(gumbel.astype(W_hq.dtype))
+    out = xp.empty(int(num_preds), dtype=np.int64)  # generated ids, kept on the device
+    token = backend.asarray(ids[-1:].astype(np.int64))  # (1,)
+    H_next = xp.empty_like(H)
+    for i in range(int(num_preds)):
+        A = xp.take(W_xh, token, axis=0) + b_h  # X_t·W_xh + b_h for one one-hot row
+        rnn_step_forward(A, H, W_hh, activation, out=H_next)
+        H, H_next = H_next, H
+        logits = (H @ W_hq + b_q)[0]  # (V,)
+        if noise is not None:
+            logits = logits / temperature + noise[i]
+        token = xp.argmax(logits[None, :], axis=1)  # (1,): stays on the device
+        out[i:i + 1] = token
+    generated = backend.to_numpy(out)  # deliberate host sync, once per call
+    return vocab.decode(ids) + vocab.decode(generated)

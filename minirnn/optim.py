@@ -1,0 +1,35 @@
+"""Gradient clipping by global norm, and plain SGD. Both work in place."""
+from .backend import array_module
+
+
+def grad_norm(grads):
+    """Global L2 norm of all gradients, as a 0-d device array (no host sync)."""
+    g = list(grads.values())
+    xp = array_module(g[0])
+    return xp.sqrt(sum(xp.vdot(a.ravel(), a.ravel()) for a in g))
+
+
+def clip_grad_norm(grads, theta):
+    """Scale all gradients by min(1, theta / (norm + 1e-6)) in place.
+
+    Afterwards the global norm is <= theta and the direction is unchanged; below
+    theta it is a no-op. theta None disables clipping. Returns the norm before
+    clipping as a 0-d device array: the scale is computed on the device, so
+    clipping needs no host sync.
+    """
+    norm = grad_norm(grads)
+    if theta is None:
+        return norm
+    if not theta > 0:
+        raise ValueError(f"clip threshold theta must be > 0 or None, got {theta}")
+    xp = array_module(norm)
+    scale = xp.minimum(1.0, theta / (norm + 1e-6)).astype(norm.dtype)
+    for g in grads.values():
+        g *= scale
+    return norm
+
+
+def sgd(params, grads, lr):
+    """params[k] -= lr * grads[k], in place."""
+    for k, p in params.items():
+        p -= lr * grads[k]

@@ -1,0 +1,66 @@
+#!/usr/bin/env python
+"""Check the hand-written BPTT against central differences, in float64.
+
+    python scripts/gradcheck.py [--batch-size 3 --num-steps 5 --vocab-size 8 --num-hiddens 6
+                                 --activation tanh --seed 0]
+
+Prints one row per parameter (and the initial state H0) and exits 1 if any
+relative error exceeds the tolerance.
+"""
+import sys
+
+import numpy as np
+
+from minirnn.backend import get_backend
+from minirnn.cli import ArgumentParser, run
+from minirnn.errors import UsageError
+from minirnn.gradcheck import TOLERANCE, check_gradients
+from minirnn.model import init_params
+
+
+def main(argv):
+    p = ArgumentParser(prog="gradcheck.py", description=__doc__.splitlines()[0])
+    p.add_argument("--batch-size", type=int, default=3, help="B (default 3)")
+    p.add_argument("--num-steps", type=int, default=5, help="T (default 5)")
+    p.add_argument("--vocab-size", type=int, default=8, help="V (default 8)")
+    p.add_argument("--num-hiddens", type=int, default=6, help="H (default 6)")
+    p.add_argument("--activation", choices=("tanh", "relu"), default="tanh")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=float, default=0.5,
+                   help="std of the random weights, state and final-state gradient (default 0.5)")
+    p.add_argument("--tol", type=float, default=TOLERANCE, help=f"largest relative error that passes (default {TOLERANCE:g})")
+    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    a = p.parse_args(argv)
+    for name in ("batch_size", "num_steps", "vocab_size", "num_hiddens"):
+        if getattr(a, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
+    if not a.scale > 0 or not a.tol > 0:
+        raise UsageError("--scale and --tol must be > 0")
+
+    backend = get_backend(a.device)
+    rng = np.random.default_rng(a.seed)
+    B, T, V, H = a.batch_size, a.num_steps, a.vocab_size, a.num_hiddens
+    params = init_params(V, H, backend=backend, seed=a.seed, dtype="float64")
+    for k in params:  # larger than the training init, so that every gradient is well above rounding
+        params[k] = backend.asarray(rng.normal(0.0, a.scale, params[k].shape))
+    X = rng.integers(0, V, (B, T))
+    Y = rng.integers(0, V, (B, T))
+    H0 = backend.asarray(rng.normal(0.0, a.scale, (B, H)))
+    dH_T = backend.asarray(rng.normal(0.0, a.scale, (B, H)))
+    rows = check_gradients(params, X, Y, H0, dH_T=dH_T, activation=a.activation)
+
+    print(f"gradient check: B={B} T={T} V={V} H={H}, {a.activation}, seed {a.seed}, float64, "
+          f"central differences (h=1e-5), tolerance {a.tol:g}")
+    print(f"{'array':<6} {'shape':<10} {'max rel error':>14}  {'skipped':>7}  result")
+    ok = True
+    for r in rows:
+        passed = r["rel_error"] <= a.tol
+        ok &= passed
+        print(f"{r['name']:<6} {str(r['shape']):<10} {r['rel_error']:>14.3e}  {r['skipped']:>7}  {'pass' if passed else 'FAIL'}")
+    print("all gradients match" if ok else "GRADIENT CHECK FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

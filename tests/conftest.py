@@ -1,0 +1,41 @@
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+from minirnn.backend import BackendError, get_backend
+
+# No deadline: timings on a shared 2-core machine are noisy. The default profile
+# keeps the suite within a few minutes; HYPOTHESIS_PROFILE=thorough draws more.
+settings.register_profile("default", max_examples=25, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.register_profile("thorough", max_examples=300, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def _gpu_or_skip():
+    if os.environ.get("MINIRNN_DEVICE", "").lower() != "gpu":
+        pytest.skip("GPU cases run only with MINIRNN_DEVICE=gpu")
+    try:
+        return get_backend("gpu")
+    except BackendError as e:
+        pytest.skip(f"MINIRNN_DEVICE=gpu but no usable GPU: {e}")
+
+
+@pytest.fixture(params=["cpu", "gpu"], scope="session")
+def backend(request):
+    """Each engine test runs on the CPU, and on CuPy when MINIRNN_DEVICE=gpu and a GPU works."""
+    return get_backend("cpu") if request.param == "cpu" else _gpu_or_skip()
+
+
+@pytest.fixture
+def to_np(backend):
+    return backend.to_numpy
+
+
+def random_params(backend, V, H, rng, scale=0.5, dtype="float64"):
+    """Parameters of a size where every gradient stands well above rounding."""
+    shapes = {"W_xh": (V, H), "W_hh": (H, H), "b_h": (H,), "W_hq": (H, V), "b_q": (V,)}
+    return {k: backend.asarray(rng.normal(0.0, scale, s).astype(dtype)) for k, s in shapes.items()}

@@ -1,0 +1,93 @@
+"""Every backward against central differences in float64, over drawn shapes and options."""
+import numpy as np
+from hypothesis import given, strategies as st
+
+from minirnn.gradcheck import TOLERANCE, check_gradients, numerical_gradient, rel_error
+from minirnn.loss import softmax_cross_entropy
+from minirnn.model import ACTIVATIONS, PARAM_NAMES, rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from minirnn.train import TrainState  # noqa: F401  (the engine and the loop import together)
+
+from conftest import random_params
+
+sizes = st.fixed_dictionaries({
+    "B": st.integers(1, 4), "T": st.integers(1, 8), "V": st.integers(2, 12), "H": st.integers(1, 10),
+    "activation": st.sampled_from(sorted(ACTIVATIONS)), "seed": st.integers(0, 2**32 - 1),
+    "scale": st.floats(0.1, 1.0),
+})
+
+
+@given(sizes)
+def test_rnn_gradients_match_central_differences(backend, s):
+    rng = np.random.default_rng(s["seed"])
+    B, T, V, H = s["B"], s["T"], s["V"], s["H"]
+    params = random_params(backend, V, H, rng, scale=s["scale"])
+    X, Y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
+    H0 = backend.asarray(rng.normal(0, s["scale"], (B, H)))
+    dH_T = backend.asarray(rng.normal(0, 1.0, (B, H)))  # a non-zero gradient at the final state
+    rows = check_gradients(params, X, Y, H0, dH_T=dH_T, activation=s["activation"])
+    assert [r["name"] for r in rows] == list(PARAM_NAMES) + ["H0"]
+    for r in rows:
+        assert r["rel_error"] <= TOLERANCE, (r["name"], r["rel_error"])
+        # ReLU elements within h of the kink are skipped; they must stay rare
+        assert r["skipped"] <= 0.1 * r["analytic"].size + 1
+
+
+@given(st.integers(1, 4), st.integers(1, 10), st.sampled_from(sorted(ACTIVATIONS)), st.integers(0, 2**32 - 1))
+def test_step_backward_matches_central_differences(backend, B, H, activation, seed):
+    """The one-step pair alone: L = Σ G ⊙ H_t, gradients into A_t and H_{t-1}."""
+    rng = np.random.default_rng(seed)
+    xp = backend.xp
+    A = backend.asarray(rng.normal(0, 1, (B, H)))
+    H_prev = backend.asarray(rng.normal(0, 1, (B, H)))
+    W_hh = backend.asarray(rng.normal(0, 0.5, (H, H)))
+    G = backend.asarray(rng.normal(0, 1, (B, H)))
+    out = xp.empty((B, H))
+
+    def f():
+        return float((G * rnn_step_forward(A, H_prev, W_hh, activation, out=out)).sum()), out > 0
+
+    _, pattern = f()
+    Ht = out.copy()
+    dphi = xp.empty_like(Ht)
+    ACTIVATIONS[activation][1](Ht, out=dphi)
+    dH_prev = xp.empty((B, H))
+    dZ, _ = rnn_step_backward(G.copy(), dphi, xp.ascontiguousarray(W_hh.T), dH_prev)
+    guard = pattern if activation == "relu" else None
+    g = (lambda: f()) if guard is not None else (lambda: f()[0])
+    assert rel_error(backend.to_numpy(dZ), numerical_gradient(g, A, guard=guard)) <= TOLERANCE  # dA_t = dZ_t
+    assert rel_error(backend.to_numpy(dH_prev), numerical_gradient(g, H_prev, guard=guard)) <= TOLERANCE
+
+
+@given(st.integers(1, 20), st.integers(2, 12), st.floats(0.1, 10.0), st.integers(0, 2**32 - 1))
+def test_softmax_cross_entropy_gradient(backend, N, V, scale, seed):
+    rng = np.random.default_rng(seed)
+    logits = backend.asarray(rng.normal(0, scale, (N, V)))
+    y = backend.asarray(rng.integers(0, V, N))
+    loss, dlogits = softmax_cross_entropy(logits, y)
+    numeric = numerical_gradient(lambda: float(softmax_cross_entropy(logits, y)[0]), logits)
+    assert rel_error(backend.to_numpy(dlogits), numeric) <= TOLERANCE
+
+
+@given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(2, 8), st.integers(1, 6),
+       st.integers(0, 2**32 - 1))
+def test_gradient_through_earlier_windows(backend, B, T1, T2, V, H, seed):
+    """Without detaching: window 2's loss, as a function of parameters shared by both
+    windows, has the gradient of window 2's backward plus window 1's backward driven by dH0."""
+    rng = np.random.default_rng(seed)
+    params = random_params(backend, V, H, rng)
+    X1, X2, Y2 = (rng.integers(0, V, (B, T)) for T in (T1, T2, T2))
+    y2 = backend.asarray(Y2.T.reshape(-1))
+
+    def loss2():
+        _, H1, _ = rnn_forward(params, X1, None)
+        logits, _, _ = rnn_forward(params, X2, H1)
+        return float(softmax_cross_entropy(logits, y2)[0])
+
+    _, H1, cache1 = rnn_forward(params, X1, None)
+    logits, _, cache2 = rnn_forward(params, X2, H1)
+    _, dlogits = softmax_cross_entropy(logits, y2)
+    grads, dH1 = rnn_backward(dlogits, cache2)
+    earlier, _ = rnn_backward(None, cache1, dH_T=dH1)
+    for k in PARAM_NAMES:
+        total = backend.to_numpy(grads[k] + earlier[k])
+        assert rel_error(total, numerical_gradient(loss2, params[k])) <= TOLERANCE, k
