@@ -19,7 +19,8 @@ PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
 
 
 def _tanh(Z, out):
-    return array_module(Z).tanh(Z, out=out)
+    xp = array_module(Z)
+    return xp.tanh(Z, out=out)
 
 
 def _tanh_grad(H, out):
@@ -30,12 +31,14 @@ def _tanh_grad(H, out):
 
 
 def _relu(Z, out):
-    return array_module(Z).maximum(Z, 0, out=out)
+    xp = array_module(Z)
+    return xp.maximum(Z, 0, out=out)
 
 
 def _relu_grad(H, out):
     # φ'(Z) = 1 if Z > 0 else 0, and Z > 0 exactly when H = relu(Z) > 0
-    return array_module(H).greater(H, 0, out=out)
+    xp = array_module(H)
+    return xp.greater(H, 0, out=out)
 
 
 ACTIVATIONS = {"tanh": (_tanh, _tanh_grad), "relu": (_relu, _relu_grad)}
@@ -71,7 +74,8 @@ def rnn_step_forward(A_t, H_prev, W_hh, activation, out):
     A_t (B,H) already holds X_t·W_xh + b_h; H_prev (B,H); W_hh (H,H).
     """
     phi, _ = ACTIVATIONS[activation]
-    array_module(out).matmul(H_prev, W_hh, out=out)  # H_{t-1}·W_hh
+    xp = array_module(out)
+    xp.matmul(H_prev, W_hh, out=out)  # H_{t-1}·W_hh
     out += A_t  # + X_t·W_xh + b_h
     return phi(out, out=out)  # φ(Z_t)
 
@@ -83,8 +87,9 @@ def rnn_step_backward(dH_t, dphi_t, W_hhT, dH_prev):
     dphi_t (B,H): φ'(Z_t), from the cached output.  W_hhT (H,H): contiguous W_hhᵀ.
     dH_prev (B,H): receives dL/dH_{t-1} = dZ_t·W_hhᵀ.  Returns (dZ_t, dH_prev).
     """
+    xp = array_module(dH_t)
     dH_t *= dphi_t  # through φ: dZ_t
-    array_module(dH_t).matmul(dH_t, W_hhT, out=dH_prev)  # into H_{t-1}
+    xp.matmul(dH_t, W_hhT, out=dH_prev)  # into H_{t-1}
     return dH_t, dH_prev
 
 
@@ -168,7 +173,8 @@ def rnn_backward(dlogits, cache, dH_T=None):
 
 def _activation_grad(name, Hs):
     _, grad = ACTIVATIONS[name]
-    return grad(Hs, out=array_module(Hs).empty_like(Hs))
+    xp = array_module(Hs)
+    return grad(Hs, out=xp.empty_like(Hs))
 
 
 def _index_add(ids, rows, num_rows):

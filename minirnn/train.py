@@ -69,7 +69,8 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None):
     """One minibatch. X, Y (B,T) host ids; H (B,H) or None.
 
     earlier: the caches of this epoch's earlier windows when detach is off; this
-    window's cache is appended to it. Returns (loss, norm, H_T) as device arrays.
+    window's cache is appended to it. Returns (loss, norm, H_T, grads): device
+    arrays; norm is the gradient norm before clipping, grads after it.
     """
     y = backend.asarray(Y.T.reshape(-1))  # time-major targets, as the logits
     logits, H_T, cache = rnn_forward(params, backend.asarray(X), H, activation=cfg.activation)
@@ -83,7 +84,7 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None):
         earlier.append(cache)
     norm = clip_grad_norm(grads, cfg.clip if cfg.clip > 0 else None)
     sgd(params, grads, cfg.lr)
-    return loss, norm, H_T
+    return loss, norm, H_T, grads
 
 
 def train_epoch(state, ids, cfg, backend, should_stop=None):
@@ -103,7 +104,7 @@ def train_epoch(state, ids, cfg, backend, should_stop=None):
     start = time.perf_counter()
     for i in range(state.batch, len(batches)):
         X, Y = batches[i]
-        loss, norm, H_T = train_step(state.params, X, Y, H, cfg, backend, earlier)
+        loss, norm, H_T, _ = train_step(state.params, X, Y, H, cfg, backend, earlier)
         loss_sum = loss_sum + loss.astype(np.float64) * X.size
         norm_sum = norm_sum + norm.astype(np.float64)
         state.tokens += X.size
@@ -125,13 +126,19 @@ def train_epoch(state, ids, cfg, backend, should_stop=None):
     return True
 
 
+def perplexity(mean_loss):
+    """exp of the token-weighted mean loss (inf rather than an OverflowError)."""
+    return math.exp(mean_loss) if mean_loss < 709 else math.inf
+
+
 def _finish_epoch(state, num_batches):
-    ppl = math.exp(state.loss_sum / state.tokens) if state.tokens else float("nan")
+    mean_loss = state.loss_sum / state.tokens if state.tokens else math.nan
+    ppl = perplexity(mean_loss)
     norm = state.norm_sum / num_batches
-    if not (math.isfinite(ppl) and math.isfinite(norm)):
+    if not (math.isfinite(ppl) and math.isfinite(norm)):  # a mean loss past 709 nats overflows exp()
         raise DivergedError(
             f"training diverged in epoch {state.epoch + 1}: the loss or gradient became "
-            f"non-finite (perplexity {ppl}, gradient norm {norm}); lower --lr or use --clip 1"
+            f"non-finite (mean loss {mean_loss:.4g}, gradient norm {norm:.4g}); lower --lr or use --clip 1"
         )
     state.history.append({
         "epoch": state.epoch + 1,
@@ -158,7 +165,7 @@ def evaluate(params, ids, cfg, backend):
         loss, _ = softmax_cross_entropy(logits, backend.asarray(Y.T.reshape(-1)))
         total = total + loss.astype(np.float64) * X.size
         count += X.size
-    return math.exp(float(total) / count)  # deliberate host sync
+    return perplexity(float(total) / count)  # deliberate host sync
 
 
 def check_corpus(corpus, cfg):

@@ -12,6 +12,8 @@ import io
 import os
 import sys
 
+import numpy as np
+
 from minirnn import checkpoint
 from minirnn.atomic import atomic_write, check_writable
 from minirnn.backend import get_backend
@@ -106,7 +108,7 @@ def main(argv):
           f"vocab {len(vocab)}, B={cfg.batch_size} T={cfg.num_steps} H={cfg.num_hiddens}, "
           f"lr {cfg.lr}, clip {cfg.clip or 'off'}, {cfg.sampling}"
           + (f", resuming at epoch {state.epoch + 1}" if ckpt else ""), flush=True)
-    with StopFlag() as stop:
+    with StopFlag() as stop, np.errstate(over="ignore", invalid="ignore"):  # divergence is checked each epoch
         try:
             finished = fit(cfg, corpus, backend, state, report=lambda line: print(line, flush=True),
                            on_epoch=on_epoch, should_stop=stop, sample=sample)

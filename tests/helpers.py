@@ -1,0 +1,14 @@
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run_script(name, *args, timeout=300, **kwargs):
+    """Run scripts/<name> as a user would; returns the CompletedProcess."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("MINIRNN_DEVICE", None)
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
