@@ -47,7 +47,6 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
     backend = backend_of(params["W_hh"])
     xp = backend.xp
     W_xh, W_hh, b_h, W_hq, b_q = (params[k] for k in ("W_xh", "W_hh", "b_h", "W_hq", "b_q"))
-    H = None
     if len(ids) > 1:  # warm-up: run the state over all but the last prefix character
         _, H, _ = rnn_forward(params, ids[None, :-1].astype(np.int64), None, activation=activation)
     else:
@@ -58,11 +57,10 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
         noise = backend.asarray(gumbel.astype(W_hq.dtype))
     out = xp.empty(int(num_preds), dtype=np.int64)  # generated ids, kept on the device
     token = backend.asarray(ids[-1:].astype(np.int64))  # (1,)
-    H_next = xp.empty_like(H)
+    tmp = xp.empty_like(H)
     for i in range(int(num_preds)):
-        A = xp.take(W_xh, token, axis=0) + b_h  # X_t·W_xh + b_h for one one-hot row
-        rnn_step_forward(A, H, W_hh, activation, out=H_next)
-        H, H_next = H_next, H
+        Z = xp.take(W_xh, token, axis=0) + b_h  # X_t·W_xh + b_h for one one-hot row, (1,H)
+        H = rnn_step_forward(Z, H, W_hh, activation, tmp)  # H_t, in Z's buffer
         logits = (H @ W_hq + b_q)[0]  # (V,)
         if noise is not None:
             logits = logits / temperature + noise[i]

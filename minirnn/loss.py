@@ -6,23 +6,25 @@ so the perplexity of a minibatch is exp(loss).
 from .backend import array_module
 
 
-def softmax_cross_entropy(logits, y):
+def softmax_cross_entropy(logits, y, out=None):
     """logits (N, V), y (N,) integer targets. Returns (loss, dlogits).
 
     loss is a 0-d array on the logits' device (no host sync); dlogits (N, V) is
     dL/dlogits = (softmax(logits) - onehot(y)) / N. Subtracting each row's max
     first keeps exp() in [0, 1], so logits of ±1e4 neither overflow nor give NaN.
+    out: an (N, V) buffer for dlogits; it may be logits itself, which is then overwritten.
     """
     xp = array_module(logits)
     N = logits.shape[0]
     if tuple(y.shape) != (N,):
         raise ValueError(f"targets y must have shape ({N},) to match logits, got {tuple(y.shape)}")
     rows = xp.arange(N)
-    shifted = logits - logits.max(axis=1, keepdims=True)  # every entry <= 0
-    P = xp.exp(shifted)
+    P = xp.subtract(logits, logits.max(axis=1, keepdims=True), out=out)  # shifted: every entry <= 0
+    shifted_y = P[rows, y]
+    xp.exp(P, out=P)
     sums = P.sum(axis=1)
     # -log softmax(logits)[y] = log Σ exp(shifted) - shifted[y]
-    loss = (xp.log(sums) - shifted[rows, y]).mean()
+    loss = (xp.log(sums) - shifted_y).mean()
     P /= sums[:, None]  # softmax
     P[rows, y] -= 1  # minus onehot(y)
     P /= N  # the mean over rows

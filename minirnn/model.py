@@ -4,9 +4,9 @@ Dimension letters, used in every shape below:
     B batch, T steps, V vocabulary, H hidden units.
 
 The model (one-hot inputs X_t, time-major, as in the book):
-    A_t = X_t·W_xh + b_h                  input lookup + bias, all steps at once  (T·B, H)
-    H_t = φ(A_t + H_{t-1}·W_hh)           the recurrence, one step at a time     (B, H)
-    O_t = H_t·W_hq + b_q                  output layer, all steps at once         (T·B, V)
+    Z_t = X_t·W_xh + b_h + H_{t-1}·W_hh    X_t·W_xh is a row lookup, done for all t at once
+    H_t = φ(Z_t)                           the recurrence, one step at a time        (B, H)
+    O_t = H_t·W_hq + b_q                   output layer, all steps at once          (T·B, V)
 
 φ is tanh (or ReLU). Only H_{t-1}·W_hh and, going back, dZ_t·W_hhᵀ sit in the time
 loop; every other product runs once over all T·B rows.
@@ -68,16 +68,37 @@ def init_params(vocab_size, num_hiddens, *, backend=None, seed=0, dtype="float32
     return {k: backend.asarray(v.astype(dtype)) for k, v in host.items()}
 
 
-def rnn_step_forward(A_t, H_prev, W_hh, activation, out):
-    """One step: H_t = φ(A_t + H_{t-1}·W_hh), written into out (B,H) and returned.
+class Workspace:
+    """Buffers kept across minibatches, so a training step allocates nothing big.
 
-    A_t (B,H) already holds X_t·W_xh + b_h; H_prev (B,H); W_hh (H,H).
+    A buffer is made on first use and again only when its shape or dtype changes.
+    Arrays that rnn_forward / rnn_backward return from a workspace (logits, the
+    cache, the grads) are valid until the next call that uses the same workspace.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+
+    def get(self, name, shape, dtype, xp):
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype or array_module(buf) is not xp:
+            buf = self._buffers[name] = xp.empty(shape, dtype=dtype)
+        return buf
+
+
+# ----------------------------------------------------------------------------- one step
+def rnn_step_forward(Z_t, H_prev, W_hh, activation, tmp):
+    """One step, in place: Z_t (B,H) holds X_t·W_xh + b_h on entry and H_t on exit,
+
+        H_t = φ(X_t·W_xh + b_h + H_{t-1}·W_hh).
+
+    H_prev (B,H); W_hh (H,H); tmp (B,H) scratch for the product. Returns Z_t.
     """
     phi, _ = ACTIVATIONS[activation]
-    xp = array_module(out)
-    xp.matmul(H_prev, W_hh, out=out)  # H_{t-1}·W_hh
-    out += A_t  # + X_t·W_xh + b_h
-    return phi(out, out=out)  # φ(Z_t)
+    xp = array_module(Z_t)
+    xp.matmul(H_prev, W_hh, out=tmp)  # H_{t-1}·W_hh
+    Z_t += tmp  # the pre-activation Z_t
+    return phi(Z_t, out=Z_t)  # H_t = φ(Z_t)
 
 
 def rnn_step_backward(dH_t, dphi_t, W_hhT, dH_prev):
@@ -93,42 +114,89 @@ def rnn_step_backward(dH_t, dphi_t, W_hhT, dH_prev):
     return dH_t, dH_prev
 
 
-def rnn_forward(params, X, H, *, activation="tanh"):
+# ----------------------------------------------------------------------------- the phases
+# rnn_forward and rnn_backward are these, in order; scripts/bench.py --profile times each.
+def input_forward(W_xh, b_h, ids, out):
+    """X_t·W_xh + b_h for all T·B rows at once: a one-hot row picks a row of W_xh + b_h.
+    ids (T·B,); out (T·B, H)."""
+    xp = array_module(out)
+    return xp.take(W_xh + b_h, ids, axis=0, out=out)
+
+
+def recurrence_forward(Hs, W_hh, activation, tmp):
+    """Hs (T+1,B,H): Hs[0] = H_0 and Hs[t] = X_t·W_xh + b_h on entry; Hs[t] = H_t on exit."""
+    for t in range(1, Hs.shape[0]):
+        rnn_step_forward(Hs[t], Hs[t - 1], W_hh, activation, tmp)
+
+
+def output_forward(H_all, W_hq, b_q, out):
+    """O = H·W_hq + b_q over all T·B rows. H_all (T·B, H); out (T·B, V)."""
+    xp = array_module(out)
+    xp.matmul(H_all, W_hq, out=out)
+    out += b_q
+    return out
+
+
+def output_backward(dlogits, H_all, W_hq, dW_hq, dH_out):
+    """From dL/dO (T·B, V): dW_hq = Hᵀ·dO into dW_hq (H,V), db_q returned, and
+    dL/dH_t from each step's own output, dO·W_hqᵀ, into dH_out (T·B, H)."""
+    xp = array_module(dW_hq)
+    xp.matmul(H_all.T, dlogits, out=dW_hq)  # into W_hq
+    xp.matmul(dlogits, W_hq.T, out=dH_out)  # into H_t, from O_t
+    return dlogits.sum(axis=0)  # into b_q
+
+
+def recurrence_backward(dZ, Hs, W_hhT, activation, dphi, dH):
+    """The steps in reverse. dZ (T,B,H) holds dL/dH_t from the outputs on entry and
+    dL/dZ_t on exit; dH (B,H) holds dL/dH_T on entry and dL/dH_0 on exit."""
+    ACTIVATIONS[activation][1](Hs[1:], out=dphi)  # φ'(Z_t) for all t, from the outputs
+    for t in range(dZ.shape[0] - 1, -1, -1):  # dZ[t] and dphi[t] belong to step t+1
+        dZ[t] += dH  # total dL/dH: its own output + the step after it
+        rnn_step_backward(dZ[t], dphi[t], W_hhT, dH_prev=dH)  # dZ, and dH moves one step back
+    return dH
+
+
+def weight_backward(dZ_all, H_prev_all, ids, V, dW_hh):
+    """The recurrent and input weights from dL/dZ (T·B, H), once over all rows:
+    dW_hh = Σ_t H_{t-1}ᵀ·dZ_t into dW_hh (H,H); returns (dW_xh, db_h)."""
+    xp = array_module(dZ_all)
+    xp.matmul(H_prev_all.T, dZ_all, out=dW_hh)  # into W_hh
+    dW_xh = _index_add(ids, dZ_all, V)  # into the looked-up rows of W_xh
+    return dW_xh, dW_xh.sum(axis=0)  # into b_h: each row of dZ went into one row of dW_xh
+
+
+# ----------------------------------------------------------------------------- the sequence
+def rnn_forward(params, X, H, *, activation="tanh", workspace=None):
     """Run the RNN over a minibatch.
 
     X (B,T) integer token ids; H (B,H) the initial state (None means zeros).
     Returns (logits, H_T, cache): logits (T·B, V) time-major, so row t·B + b is
-    step t of sequence b, as the book's torch.cat(outputs, dim=0); H_T (B,H).
+    step t of sequence b, as the book's torch.cat(outputs, dim=0); H_T (B,H), a
+    fresh array. workspace: a Workspace to reuse buffers across calls.
     """
     xp = array_module(params["W_hh"])
     W_xh, W_hh, b_h, W_hq, b_q = (params[k] for k in PARAM_NAMES)
     V, Hn = W_xh.shape
     X = _check_tokens(X, V)
     B, T = X.shape
-    if H is None:
-        H = xp.zeros((B, Hn), dtype=W_hh.dtype)
-    if tuple(H.shape) != (B, Hn):
+    if H is not None and tuple(H.shape) != (B, Hn):
         raise ValueError(f"state H has shape {tuple(H.shape)}, expected (batch, num_hiddens) = {(B, Hn)}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
+    ws = workspace if workspace is not None else Workspace()
+    dtype = W_hh.dtype
     ids = xp.asarray(X.T.reshape(-1))  # (T·B,) time-major token ids
 
-    Hs = xp.empty((T + 1, B, Hn), dtype=W_hh.dtype)  # Hs[0] = H_0, Hs[t+1] = H_t
-    Hs[0] = H
-    A = xp.take(W_xh, ids, axis=0).reshape(T, B, Hn)  # X_t·W_xh for all t: a row lookup
-    A += b_h
-    for t in range(T):
-        rnn_step_forward(A[t], Hs[t], W_hh, activation, out=Hs[t + 1])
-    logits = Hs[1:].reshape(T * B, Hn) @ W_hq + b_q  # O = H·W_hq + b_q over all T·B rows
+    Hs = ws.get("Hs", (T + 1, B, Hn), dtype, xp)  # Hs[0] = H_0, Hs[t] = H_t
+    Hs[0] = 0 if H is None else H
+    input_forward(W_xh, b_h, ids, out=Hs[1:].reshape(T * B, Hn))
+    recurrence_forward(Hs, W_hh, activation, tmp=ws.get("step", (B, Hn), dtype, xp))
+    logits = output_forward(Hs[1:].reshape(T * B, Hn), W_hq, b_q, out=ws.get("logits", (T * B, V), dtype, xp))
 
-    cache = {
-        "Hs": Hs,
-        "ids": ids,
-        "W_hhT": xp.ascontiguousarray(W_hh.T),  # the W_hh this window used, as the backward wants it
-        "W_hq": W_hq,
-        "activation": activation,
-    }
-    return logits, Hs[T], cache
+    W_hhT = ws.get("W_hhT", (Hn, Hn), dtype, xp)
+    W_hhT[...] = W_hh.T  # the W_hh this window used, contiguous as the backward wants it
+    cache = {"Hs": Hs, "ids": ids, "W_hhT": W_hhT, "W_hq": W_hq, "activation": activation, "workspace": ws}
+    return logits, Hs[T].copy(), cache
 
 
 def rnn_backward(dlogits, cache, dH_T=None):
@@ -139,42 +207,22 @@ def rnn_backward(dlogits, cache, dH_T=None):
     arriving at the final state (None: zero). Returns (grads, dH0), grads keyed
     like the params, dH0 (B,H) the gradient at the initial state.
     """
-    Hs, ids, W_hhT, W_hq = cache["Hs"], cache["ids"], cache["W_hhT"], cache["W_hq"]
+    Hs, ids, W_hhT, W_hq, ws = cache["Hs"], cache["ids"], cache["W_hhT"], cache["W_hq"], cache["workspace"]
     xp = array_module(Hs)
     T, B, Hn = Hs.shape[0] - 1, Hs.shape[1], Hs.shape[2]
-    V = W_hq.shape[1]
-    H_all = Hs[1:].reshape(T * B, Hn)  # H_1..H_T, (T·B, H)
-    H_prev_all = Hs[:-1].reshape(T * B, Hn)  # H_0..H_{T-1}, (T·B, H)
-
+    V, dtype = W_hq.shape[1], Hs.dtype
+    dZ = ws.get("dZ", (T, B, Hn), dtype, xp)  # dL/dH_t, then dL/dZ_t, in place
+    dW_hq = ws.get("dW_hq", (Hn, V), dtype, xp)
     if dlogits is None:
-        dW_hq = xp.zeros_like(W_hq)
-        db_q = xp.zeros(V, dtype=W_hq.dtype)
-        dZ = xp.zeros((T, B, Hn), dtype=Hs.dtype)
+        dW_hq[...], dZ[...] = 0, 0
+        db_q = xp.zeros(V, dtype=dtype)
     else:
-        dW_hq = H_all.T @ dlogits  # into W_hq
-        db_q = dlogits.sum(axis=0)  # into b_q
-        dZ = (dlogits @ W_hq.T).reshape(T, B, Hn)  # into each H_t from its output; becomes dZ
-    dphi = _activation_grad(cache["activation"], Hs[1:])  # φ'(Z_t) for all t, (T,B,H)
-    dH = xp.zeros((B, Hn), dtype=Hs.dtype) if dH_T is None else xp.array(dH_T, dtype=Hs.dtype)
-    for t in reversed(range(T)):
-        dZ[t] += dH  # total dL/dH_t: its output + the step after it
-        rnn_step_backward(dZ[t], dphi[t], W_hhT, dH_prev=dH)  # dZ_t, and dH becomes dL/dH_{t-1}
-
-    dZ_all = dZ.reshape(T * B, Hn)
-    grads = {
-        "W_xh": _index_add(ids, dZ_all, V),  # into the looked-up rows of W_xh
-        "W_hh": H_prev_all.T @ dZ_all,  # into W_hh, summed over all steps in one product
-        "b_h": dZ_all.sum(axis=0),  # into b_h
-        "W_hq": dW_hq,
-        "b_q": db_q,
-    }
-    return grads, dH
-
-
-def _activation_grad(name, Hs):
-    _, grad = ACTIVATIONS[name]
-    xp = array_module(Hs)
-    return grad(Hs, out=xp.empty_like(Hs))
+        db_q = output_backward(dlogits, Hs[1:].reshape(T * B, Hn), W_hq, dW_hq, dH_out=dZ.reshape(T * B, Hn))
+    dH = xp.zeros((B, Hn), dtype=dtype) if dH_T is None else xp.array(dH_T, dtype=dtype)
+    dH0 = recurrence_backward(dZ, Hs, W_hhT, cache["activation"], ws.get("dphi", (T, B, Hn), dtype, xp), dH)
+    dW_hh = ws.get("dW_hh", (Hn, Hn), dtype, xp)
+    dW_xh, db_h = weight_backward(dZ.reshape(T * B, Hn), Hs[:-1].reshape(T * B, Hn), ids, V, dW_hh)
+    return {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h, "W_hq": dW_hq, "b_q": db_q}, dH0
 
 
 def _index_add(ids, rows, num_rows):

@@ -24,7 +24,7 @@ import numpy as np
 from .data import check_fits, seq_random, seq_sequential
 from .errors import DivergedError
 from .loss import softmax_cross_entropy
-from .model import init_params, rnn_backward, rnn_forward
+from .model import Workspace, init_params, rnn_backward, rnn_forward
 from .optim import clip_grad_norm, sgd
 
 ITERATORS = {"sequential": seq_sequential, "reset": seq_sequential, "random": seq_random}
@@ -65,16 +65,17 @@ def new_state(cfg, vocab_size, backend):
     return TrainState(params=params, rng_state=rng.bit_generator.state)
 
 
-def train_step(params, X, Y, H, cfg, backend, earlier=None):
+def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None):
     """One minibatch. X, Y (B,T) host ids; H (B,H) or None.
 
     earlier: the caches of this epoch's earlier windows when detach is off; this
-    window's cache is appended to it. Returns (loss, norm, H_T, grads): device
-    arrays; norm is the gradient norm before clipping, grads after it.
+    window's cache is appended to it (so it must not share a workspace).
+    workspace: a Workspace reused across steps. Returns (loss, norm, H_T, grads):
+    device arrays; norm is the gradient norm before clipping, grads after it.
     """
     y = backend.asarray(Y.T.reshape(-1))  # time-major targets, as the logits
-    logits, H_T, cache = rnn_forward(params, backend.asarray(X), H, activation=cfg.activation)
-    loss, dlogits = softmax_cross_entropy(logits, y)
+    logits, H_T, cache = rnn_forward(params, backend.asarray(X), H, activation=cfg.activation, workspace=workspace)
+    loss, dlogits = softmax_cross_entropy(logits, y, out=logits)  # the logits are not needed again
     grads, dH0 = rnn_backward(dlogits, cache)  # truncated BPTT: dH0 is dropped ...
     if earlier is not None:  # ... unless detach is off: carry it through every earlier window
         for old in reversed(earlier):
@@ -97,6 +98,7 @@ def train_epoch(state, ids, cfg, backend, should_stop=None):
     rng.bit_generator.state = state.rng_state
     batches = ITERATORS[cfg.sampling](ids, cfg.batch_size, cfg.num_steps, rng)
     earlier = None if cfg.detach else []
+    workspace = Workspace() if cfg.detach else None
     carry = cfg.sampling == "sequential"
     xp = backend.xp
     loss_sum, norm_sum = xp.asarray(state.loss_sum), xp.asarray(state.norm_sum)
@@ -104,7 +106,7 @@ def train_epoch(state, ids, cfg, backend, should_stop=None):
     start = time.perf_counter()
     for i in range(state.batch, len(batches)):
         X, Y = batches[i]
-        loss, norm, H_T, _ = train_step(state.params, X, Y, H, cfg, backend, earlier)
+        loss, norm, H_T, _ = train_step(state.params, X, Y, H, cfg, backend, earlier, workspace)
         loss_sum = loss_sum + loss.astype(np.float64) * X.size
         norm_sum = norm_sum + norm.astype(np.float64)
         state.tokens += X.size
