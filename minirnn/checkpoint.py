@@ -76,6 +76,8 @@ def _read_npz(path):
     except OSError as e:
         raise CheckpointError(f"checkpoint {path}: cannot be read ({e.strerror})") from None
     if not zipfile.is_zipfile(io.BytesIO(raw)):
+        if raw.startswith(b"PK\x03\x04"):
+            raise CheckpointError(f"checkpoint {path}: truncated or corrupted (its zip directory is unreadable)")
         raise CheckpointError(f"checkpoint {path}: not an .npz file (no zip archive); was it written by --save?")
     arrays = {}
     with zipfile.ZipFile(io.BytesIO(raw)) as z:

@@ -31,6 +31,11 @@ def run(main, argv=None):
             traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
+        if debug:
+            traceback.print_exc()
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 class StopFlag:

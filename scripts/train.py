@@ -20,9 +20,9 @@ from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, StopFlag, run
 from minirnn.config import ACTIVATIONS, DEVICES, SAMPLINGS, TEXT_MODES, Config
 from minirnn.data import load_corpus
-from minirnn.errors import DataError, DivergedError, MinirnnError, UsageError
+from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
 from minirnn.generate import predict
-from minirnn.train import fit, new_state, state_from_dict, state_to_dict, summary_line
+from minirnn.train import check_corpus, fit, new_state, state_from_dict, state_to_dict, summary_line
 
 D = Config()
 SAMPLE_PREFIX = "time traveller"
@@ -77,14 +77,16 @@ def main(argv):
         raise UsageError("--save-every needs --save PATH")
     backend = get_backend(cfg.device)
     corpus = load_corpus(cfg.data, text_mode=cfg.text_mode, max_tokens=cfg.max_tokens)
+    check_corpus(corpus, cfg)
     if ckpt:
         if corpus.vocab != ckpt.vocab:
             raise DataError(f"the text of {cfg.data or 'the book'} no longer gives the checkpoint's vocabulary; "
                             f"resume with the text the run started on")
         params = {k: backend.asarray(v) for k, v in ckpt.params.items()}
         H = None if ckpt.H is None else backend.asarray(ckpt.H)
-        state = state_from_dict(ckpt.state, params, H) if ckpt.state else new_state(cfg, len(corpus.vocab), backend)
-        state.params = params
+        if not ckpt.state:
+            raise CheckpointError(f"checkpoint {resume} holds a model but no training state, so it cannot be resumed")
+        state = state_from_dict(ckpt.state, params, H)
     else:
         state = new_state(cfg, len(corpus.vocab), backend)
     vocab = corpus.vocab
@@ -104,6 +106,10 @@ def main(argv):
         if log and (state.epoch % cfg.print_every == 0 or state.epoch == cfg.epochs):
             _write_log(log, state.history)
 
+    if state.epoch >= cfg.epochs:
+        print(f"nothing to do: the checkpoint is at epoch {state.epoch} and --epochs is {cfg.epochs}; "
+              f"raise --epochs to train on")
+        return 0
     print(f"training on {backend.name}: {len(corpus.train)} tokens (held out: {len(corpus.heldout)}), "
           f"vocab {len(vocab)}, B={cfg.batch_size} T={cfg.num_steps} H={cfg.num_hiddens}, "
           f"lr {cfg.lr}, clip {cfg.clip or 'off'}, {cfg.sampling}"
@@ -124,9 +130,6 @@ def main(argv):
         return 130
     if plot:
         _write_plot(plot, state.history)
-    if not state.history:
-        print(f"nothing to do: the checkpoint is at epoch {state.epoch}; raise --epochs to train on")
-        return 0
     print(summary_line(state, backend.name))
     print(sample(state.params))
     print(sample(state.params, "traveller"))
