@@ -25,7 +25,6 @@ def softmax_cross_entropy(logits, y, out=None):
     sums = P.sum(axis=1)
     # -log softmax(logits)[y] = log Σ exp(shifted) - shifted[y]
     loss = (xp.log(sums) - shifted_y).mean()
-    P /= sums[:, None]  # softmax
-    P[rows, y] -= 1  # minus onehot(y)
-    P /= N  # the mean over rows
+    P *= (1.0 / (N * sums))[:, None]  # softmax, divided by N for the mean over rows
+    P[rows, y] -= 1.0 / N  # minus onehot(y) / N
     return loss, P

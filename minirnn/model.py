@@ -150,9 +150,10 @@ def recurrence_backward(dZ, Hs, W_hhT, activation, dphi, dH):
     """The steps in reverse. dZ (T,B,H) holds dL/dH_t from the outputs on entry and
     dL/dZ_t on exit; dH (B,H) holds dL/dH_T on entry and dL/dH_0 on exit."""
     ACTIVATIONS[activation][1](Hs[1:], out=dphi)  # φ'(Z_t) for all t, from the outputs
-    for t in range(dZ.shape[0] - 1, -1, -1):  # dZ[t] and dphi[t] belong to step t+1
-        dZ[t] += dH  # total dL/dH: its own output + the step after it
-        rnn_step_backward(dZ[t], dphi[t], W_hhT, dH_prev=dH)  # dZ, and dH moves one step back
+    for t in range(dZ.shape[0], 0, -1):  # t = T..1; dZ and dphi hold step t in row t-1
+        dH_t = dZ[t - 1]
+        dH_t += dH  # total dL/dH_t: its own output + step t+1
+        rnn_step_backward(dH_t, dphi[t - 1], W_hhT, dH_prev=dH)  # dH_t becomes dZ_t; dH becomes dL/dH_{t-1}
     return dH
 
 
@@ -169,8 +170,9 @@ def weight_backward(dZ_all, H_prev_all, ids, V, dW_hh):
 def rnn_forward(params, X, H, *, activation="tanh", workspace=None):
     """Run the RNN over a minibatch.
 
-    X (B,T) integer token ids; H (B,H) the initial state (None means zeros).
-    Returns (logits, H_T, cache): logits (T·B, V) time-major, so row t·B + b is
+    X (B,T) integer token ids, best passed as a host array: its range is then
+    checked on the host (CuPy does not raise on a bad index) and it is moved here.
+    H (B,H) the initial state (None means zeros). Returns (logits, H_T, cache): logits (T·B, V) time-major, so row t·B + b is
     step t of sequence b, as the book's torch.cat(outputs, dim=0); H_T (B,H), a
     fresh array. workspace: a Workspace to reuse buffers across calls.
     """

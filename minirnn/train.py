@@ -74,11 +74,17 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None):
     device arrays; norm is the gradient norm before clipping, grads after it.
     """
     y = backend.asarray(Y.T.reshape(-1))  # time-major targets, as the logits
-    logits, H_T, cache = rnn_forward(params, backend.asarray(X), H, activation=cfg.activation, workspace=workspace)
+    logits, H_T, cache = rnn_forward(params, X, H, activation=cfg.activation, workspace=workspace)  # X checked on the host
     loss, dlogits = softmax_cross_entropy(logits, y, out=logits)  # the logits are not needed again
     grads, dH0 = rnn_backward(dlogits, cache)  # truncated BPTT: dH0 is dropped ...
     if earlier is not None:  # ... unless detach is off: carry it through every earlier window
+        tiny = np.finfo(dH0.dtype).tiny
         for old in reversed(earlier):
+            # Through small weights the carried gradient shrinks geometrically; once it
+            # has underflowed, earlier windows would only add subnormal floats (which
+            # slow BLAS on many CPUs) and zeros, so the chain stops there.
+            if float(abs(dH0).max()) < tiny:  # deliberate host sync, once per earlier window
+                break
             old_grads, dH0 = rnn_backward(None, old, dH_T=dH0)
             for k in grads:
                 grads[k] += old_grads[k]
@@ -163,7 +169,7 @@ def evaluate(params, ids, cfg, backend):
     total, count, H = 0.0, 0, None
     for i in range(0, Xs.shape[1] - T + 1, T):
         X, Y = Xs[:, i:i + T], Ys[:, i:i + T]
-        logits, H, _ = rnn_forward(params, backend.asarray(X), H, activation=cfg.activation)
+        logits, H, _ = rnn_forward(params, X, H, activation=cfg.activation)
         loss, _ = softmax_cross_entropy(logits, backend.asarray(Y.T.reshape(-1)))
         total = total + loss.astype(np.float64) * X.size
         count += X.size

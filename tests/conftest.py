@@ -8,7 +8,7 @@ from minirnn.backend import BackendError, get_backend
 
 # No deadline: timings on a shared 2-core machine are noisy. The default profile
 # keeps the suite within a few minutes; HYPOTHESIS_PROFILE=thorough draws more.
-settings.register_profile("default", max_examples=25, deadline=None,
+settings.register_profile("default", max_examples=50, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.register_profile("thorough", max_examples=300, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -1,6 +1,6 @@
 """Every backward against central differences in float64, over drawn shapes and options."""
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from minirnn.gradcheck import TOLERANCE, check_gradients, numerical_gradient, rel_error
 from minirnn.loss import softmax_cross_entropy
@@ -16,6 +16,7 @@ sizes = st.fixed_dictionaries({
 })
 
 
+@settings(max_examples=200)
 @given(sizes)
 def test_rnn_gradients_match_central_differences(backend, s):
     rng = np.random.default_rng(s["seed"])
