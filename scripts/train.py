@@ -167,17 +167,22 @@ def _write_plot(path, history):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([r["epoch"] for r in history], [r["train_ppl"] for r in history], label="train")
     held = [(r["epoch"], r["heldout_ppl"]) for r in history if r["heldout_ppl"] is not None]
     if held:
-        ax.plot(*zip(*held), "o-", label="held-out")
+        ax.plot(*zip(*held), "o-", markersize=3, label="held-out")
     ax.set_xlabel("epoch")
     ax.set_ylabel("perplexity")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    ax.set_title("perplexity (log scale)")
     ax.legend()
     ax.grid(True, alpha=0.3)
+    fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
 
