@@ -27,7 +27,7 @@ from .model import PARAM_NAMES
 
 FORMAT = "minirnn-checkpoint-1"
 STATE_KEYS = ("epoch", "batch", "rng_state", "loss_sum", "norm_sum", "tokens", "history",
-              "train_time", "epoch_time", "total_tokens")
+              "train_time", "epoch_time", "total_tokens", "corpus_sha1")
 
 
 class Checkpoint:
@@ -131,6 +131,10 @@ def _validate(arrays, path):
     if len(dtypes) != 1 or dtypes.pop() not in ("float32", "float64"):
         raise CheckpointError(f"checkpoint {path}: parameters must all be float32 or all float64, got "
                               + ", ".join(f"{k} {a.dtype}" for k, a in params.items()))
+    bad = [k for k, a in params.items() if not np.isfinite(a).all()]
+    if bad:
+        raise CheckpointError(f"checkpoint {path}: {', '.join(bad)} hold NaN or inf (a diverged run?); "
+                              f"use an earlier checkpoint")
     if params["W_xh"].ndim != 2:
         raise CheckpointError(f"checkpoint {path}: W_xh must be 2-D (V, H), got shape {params['W_xh'].shape}")
     V, H = params["W_xh"].shape
@@ -167,7 +171,7 @@ def _check_state(state, path):
     ints = all(isinstance(state[k], int) and state[k] >= 0 for k in ("epoch", "batch", "tokens", "total_tokens"))
     reals = all(isinstance(state[k], (int, float)) for k in ("loss_sum", "norm_sum", "train_time", "epoch_time"))
     rows = isinstance(state["history"], list) and all(isinstance(r, dict) for r in state["history"])
-    if not (ints and reals and rows):
+    if not (ints and reals and rows and isinstance(state["corpus_sha1"], str)):
         raise CheckpointError(f"checkpoint {path}: the training state has values of the wrong type")
     try:
         np.random.default_rng().bit_generator.state = state["rng_state"]

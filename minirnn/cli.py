@@ -31,6 +31,11 @@ def run(main, argv=None):
             traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except MemoryError:  # NumPy's, and CuPy's OutOfMemoryError, which subclasses it
+        if debug:
+            traceback.print_exc()
+        print("error: out of memory; lower --num-hiddens, --batch-size or --num-steps (or -n)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
         if debug:
             traceback.print_exc()
@@ -42,15 +47,16 @@ class StopFlag:
     """Ctrl-C sets a flag that the training loop reads after each minibatch;
     a second Ctrl-C interrupts at once."""
 
-    def __init__(self):
+    def __init__(self, finishing="the current minibatch"):
         self.raised = False
+        self.finishing = finishing
 
     def __call__(self):
         return self.raised
 
     def _handle(self, signum, frame):
         self.raised = True
-        print("\ninterrupt: finishing the current minibatch (Ctrl-C again to abort now)", file=sys.stderr, flush=True)
+        print(f"\ninterrupt: finishing {self.finishing} (Ctrl-C again to abort now)", file=sys.stderr, flush=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def __enter__(self):

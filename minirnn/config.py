@@ -1,10 +1,12 @@
 """Every training default in one place, with validation.
 
 The defaults are the book's run: batch 32, 35 steps, 512 hidden units, lr 1,
-clip θ = 1, 500 epochs, sequential partitioning, the first 10,000 tokens.
+clip θ = 1, 500 epochs, sequential partitioning, the first 10,000 tokens. The
+device defaults to the MINIRNN_DEVICE environment variable, else cpu.
 """
 import dataclasses
 import math
+import os
 
 from .errors import UsageError
 
@@ -26,7 +28,7 @@ class Config:
     sampling: str = "sequential"  # sequential | random | reset (see README)
     max_tokens: int = 10000  # 0: the whole text
     seed: int = 0
-    device: str = "cpu"
+    device: str = dataclasses.field(default_factory=lambda: os.environ.get("MINIRNN_DEVICE", "").strip() or "cpu")
     data: str = None  # None: the book
     text_mode: str = "letters"
     activation: str = "tanh"
@@ -64,6 +66,10 @@ class Config:
                               ("activation", ACTIVATIONS), ("dtype", DTYPES)):
             if getattr(self, name) not in choices:
                 raise UsageError(f"{_flag(name)} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if self.data is not None and not isinstance(self.data, str):
+            raise UsageError(f"--data must be a file path, got {self.data!r}")
+        if not isinstance(self.detach, bool):
+            raise UsageError(f"detach must be true or false, got {self.detach!r}")
         if not self.detach and self.sampling != "sequential":
             raise UsageError("--no-detach needs --sampling sequential: the other modes reset the state every minibatch")
         return self

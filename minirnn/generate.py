@@ -18,6 +18,8 @@ from .data import preprocess
 from .errors import UsageError
 from .model import rnn_forward, rnn_step_forward
 
+NOISE_CHUNK = 4096  # characters of sampling noise drawn and moved at a time
+
 
 def encode_prefix(prefix, vocab, text_mode="letters"):
     """Prefix -> ids, through the training text's preprocessing.
@@ -27,6 +29,10 @@ def encode_prefix(prefix, vocab, text_mode="letters"):
     """
     if not isinstance(prefix, str) or not prefix:
         raise UsageError("the prefix is empty; give at least one character, e.g. --prefix 'time traveller'")
+    try:
+        prefix.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"the prefix {prefix!r} is not valid text (bytes that are not UTF-8); retype it") from None
     text = preprocess(prefix, text_mode)
     if not text:
         raise UsageError(f"the prefix {prefix!r} is empty after '{text_mode}' preprocessing; give some letters")
@@ -39,7 +45,8 @@ def encode_prefix(prefix, vocab, text_mode="letters"):
 def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="letters",
             temperature=None, seed=0):
     """Return the (preprocessed) prefix followed by num_preds generated characters."""
-    if int(num_preds) < 0:
+    num_preds = int(num_preds)
+    if num_preds < 0:
         raise ValueError(f"the number of characters to generate must be >= 0, got {num_preds}")
     if temperature is not None and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -51,20 +58,21 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
         _, H, _ = rnn_forward(params, ids[None, :-1].astype(np.int64), None, activation=activation)
     else:
         H = xp.zeros((1, W_hh.shape[0]), dtype=W_hh.dtype)
-    noise = None
-    if temperature is not None:
-        gumbel = np.random.default_rng(seed).gumbel(size=(int(num_preds), len(vocab)))
-        noise = backend.asarray(gumbel.astype(W_hq.dtype))
-    out = xp.empty(int(num_preds), dtype=np.int64)  # generated ids, kept on the device
+    out = xp.empty(num_preds, dtype=np.int64)  # generated ids, kept on the device
     token = backend.asarray(ids[-1:].astype(np.int64))  # (1,)
     tmp = xp.empty_like(H)
-    for i in range(int(num_preds)):
-        Z = xp.take(W_xh, token, axis=0) + b_h  # X_t·W_xh + b_h for one one-hot row, (1,H)
-        H = rnn_step_forward(Z, H, W_hh, activation, tmp)  # H_t, in Z's buffer
-        logits = (H @ W_hq + b_q)[0]  # (V,)
-        if noise is not None:
-            logits = logits / temperature + noise[i]
-        token = xp.argmax(logits[None, :], axis=1)  # (1,): stays on the device
-        out[i:i + 1] = token
+    rng = np.random.default_rng(seed)
+    for start in range(0, num_preds, NOISE_CHUNK):
+        count = min(NOISE_CHUNK, num_preds - start)
+        if temperature is not None:  # Gumbel noise for the next `count` characters, in float64
+            noise = backend.asarray(rng.gumbel(size=(count, len(vocab))))
+        for i in range(count):
+            Z = xp.take(W_xh, token, axis=0) + b_h  # X_t·W_xh + b_h for one one-hot row, (1,H)
+            H = rnn_step_forward(Z, H, W_hh, activation, tmp)  # H_t, in Z's buffer
+            logits = (H @ W_hq + b_q)[0]  # (V,)
+            if temperature is not None:  # argmax of log p / τ + Gumbel noise samples q ∝ p^(1/τ)
+                logits = (logits - logits.max()).astype(np.float64) / temperature + noise[i]
+            token = xp.argmax(logits[None, :], axis=1)  # (1,): stays on the device
+            out[start + i:start + i + 1] = token
     generated = backend.to_numpy(out)  # deliberate host sync, once per call
     return vocab.decode(ids) + vocab.decode(generated)

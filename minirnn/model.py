@@ -190,7 +190,7 @@ def rnn_forward(params, X, H, *, activation="tanh", workspace=None):
     ids = xp.asarray(X.T.reshape(-1))  # (T·B,) time-major token ids
 
     Hs = ws.get("Hs", (T + 1, B, Hn), dtype, xp)  # Hs[0] = H_0, Hs[t] = H_t
-    Hs[0] = 0 if H is None else H
+    Hs[0] = 0 if H is None else xp.asarray(H)
     input_forward(W_xh, b_h, ids, out=Hs[1:].reshape(T * B, Hn))
     recurrence_forward(Hs, W_hh, activation, tmp=ws.get("step", (B, Hn), dtype, xp))
     logits = output_forward(Hs[1:].reshape(T * B, Hn), W_hq, b_q, out=ws.get("logits", (T * B, V), dtype, xp))

@@ -16,13 +16,14 @@ Host syncs: one per epoch (the perplexity check) plus whatever the caller's
 progress line asks for; none inside the minibatch loop.
 """
 import dataclasses
+import hashlib
 import math
 import time
 
 import numpy as np
 
 from .data import check_fits, seq_random, seq_sequential
-from .errors import DivergedError
+from .errors import CheckpointError, DataError, DivergedError
 from .loss import softmax_cross_entropy
 from .model import Workspace, init_params, rnn_backward, rnn_forward
 from .optim import clip_grad_norm, sgd
@@ -42,6 +43,8 @@ class TrainState:
     history      one dict per completed epoch
     train_time, total_tokens: seconds and tokens of all training steps so far
     epoch_time   seconds of the current epoch's steps
+    corpus_sha1  fingerprint of the training and held-out ids, so a resumed run
+                 cannot continue on a different text unnoticed
     """
 
     params: dict
@@ -56,6 +59,7 @@ class TrainState:
     train_time: float = 0.0
     epoch_time: float = 0.0
     total_tokens: int = 0
+    corpus_sha1: str = ""
 
 
 def new_state(cfg, vocab_size, backend):
@@ -78,12 +82,11 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None):
     loss, dlogits = softmax_cross_entropy(logits, y, out=logits)  # the logits are not needed again
     grads, dH0 = rnn_backward(dlogits, cache)  # truncated BPTT: dH0 is dropped ...
     if earlier is not None:  # ... unless detach is off: carry it through every earlier window
-        tiny = np.finfo(dH0.dtype).tiny
         for old in reversed(earlier):
             # Through small weights the carried gradient shrinks geometrically; once it
             # has underflowed, earlier windows would only add subnormal floats (which
             # slow BLAS on many CPUs) and zeros, so the chain stops there.
-            if float(abs(dH0).max()) < tiny:  # deliberate host sync, once per earlier window
+            if backend.underflowed(dH0):
                 break
             old_grads, dH0 = rnn_backward(None, old, dH_T=dH0)
             for k in grads:
@@ -106,6 +109,9 @@ def train_epoch(state, ids, cfg, backend, should_stop=None):
     earlier = None if cfg.detach else []
     workspace = Workspace() if cfg.detach else None
     carry = cfg.sampling == "sequential"
+    if state.batch > len(batches) or (state.batch and carry and state.H is None):
+        raise CheckpointError(f"the saved position (minibatch {state.batch} of {len(batches)}"
+                              f"{', without its hidden state' if state.H is None else ''}) does not fit this run")
     xp = backend.xp
     loss_sum, norm_sum = xp.asarray(state.loss_sum), xp.asarray(state.norm_sum)
     H = state.H if carry else None
@@ -127,9 +133,10 @@ def train_epoch(state, ids, cfg, backend, should_stop=None):
     state.train_time += elapsed
     state.epoch_time += elapsed
     state.H = H
+    _check_finite(state)
     if state.batch < len(batches):
         return False
-    _finish_epoch(state, len(batches))
+    _finish_epoch(state)
     state.rng_state = rng.bit_generator.state
     return True
 
@@ -139,18 +146,23 @@ def perplexity(mean_loss):
     return math.exp(mean_loss) if mean_loss < 709 else math.inf
 
 
-def _finish_epoch(state, num_batches):
-    mean_loss = state.loss_sum / state.tokens if state.tokens else math.nan
-    ppl = perplexity(mean_loss)
-    norm = state.norm_sum / num_batches
-    if not (math.isfinite(ppl) and math.isfinite(norm)):  # a mean loss past 709 nats overflows exp()
+def _check_finite(state):
+    """Stop with DivergedError if this epoch's loss or gradient norm so far is not finite."""
+    mean_loss = state.loss_sum / state.tokens if state.tokens else 0.0
+    norm = state.norm_sum / max(state.batch, 1)
+    if not (math.isfinite(perplexity(mean_loss)) and math.isfinite(norm)):  # past 709 nats exp() overflows
         raise DivergedError(
             f"training diverged in epoch {state.epoch + 1}: the loss or gradient became "
             f"non-finite (mean loss {mean_loss:.4g}, gradient norm {norm:.4g}); lower --lr or use --clip 1"
         )
+    return mean_loss, norm
+
+
+def _finish_epoch(state):
+    mean_loss, norm = _check_finite(state)
     state.history.append({
         "epoch": state.epoch + 1,
-        "train_ppl": ppl,
+        "train_ppl": perplexity(mean_loss),
         "heldout_ppl": None,
         "tokens_per_s": state.tokens / max(state.epoch_time, 1e-9),
         "grad_norm": norm,
@@ -189,6 +201,11 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
     on_epoch(state) runs after every completed epoch (logs, periodic saves).
     """
     check_corpus(corpus, cfg)
+    fingerprint = corpus_fingerprint(corpus)
+    if state.corpus_sha1 and state.corpus_sha1 != fingerprint:
+        raise DataError("this text is not the one the run was trained on (its token ids differ); "
+                        "resume with the original --data, --text-mode and --max-tokens")
+    state.corpus_sha1 = fingerprint
     while state.epoch < cfg.epochs:
         if not train_epoch(state, corpus.train, cfg, backend, should_stop):
             return False
@@ -202,6 +219,12 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
         if should_stop is not None and should_stop() and state.epoch < cfg.epochs:
             return False
     return True
+
+
+def corpus_fingerprint(corpus):
+    digest = hashlib.sha1(np.ascontiguousarray(corpus.train).tobytes())
+    digest.update(np.ascontiguousarray(corpus.heldout).tobytes())
+    return digest.hexdigest()
 
 
 def progress_line(row, text=None):

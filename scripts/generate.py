@@ -20,7 +20,8 @@ def main(argv):
     p.add_argument("--temperature", type=float, default=None,
                    help="sample from p^(1/T) instead of taking the most likely character")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
-    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu", help="default cpu")
+    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default=None,
+                   help="default: the MINIRNN_DEVICE environment variable, else cpu")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)
     if args.num_chars < 0:

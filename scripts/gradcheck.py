@@ -29,7 +29,8 @@ def main(argv):
     p.add_argument("--scale", type=float, default=0.5,
                    help="std of the random weights, state and final-state gradient (default 0.5)")
     p.add_argument("--tol", type=float, default=TOLERANCE, help=f"largest relative error that passes (default {TOLERANCE:g})")
-    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu")
+    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default=None,
+                   help="default: the MINIRNN_DEVICE environment variable, else cpu")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     a = p.parse_args(argv)
     for name in ("batch_size", "num_steps", "vocab_size", "num_hiddens"):

@@ -41,7 +41,7 @@ def parse(argv):
     a("--sampling", choices=SAMPLINGS, help=f"minibatch order and state handling (default {D.sampling})")
     a("--max-tokens", type=int, help=f"train on the first N tokens, 0 = all (default {D.max_tokens})")
     a("--seed", type=int, help=f"seed for the weights and minibatch order (default {D.seed})")
-    a("--device", choices=DEVICES, help=f"cpu, gpu (CuPy) or auto (default {D.device})")
+    a("--device", choices=DEVICES, help="cpu, gpu (CuPy) or auto (default: $MINIRNN_DEVICE, else cpu)")
     a("--data", help="a UTF-8 text file to train on (default: The Time Machine)")
     a("--text-mode", choices=TEXT_MODES, help=f"letters: the book's preprocessing; raw: every character (default {D.text_mode})")
     a("--activation", choices=ACTIVATIONS, help=f"hidden activation (default {D.activation})")
@@ -114,7 +114,8 @@ def main(argv):
           f"vocab {len(vocab)}, B={cfg.batch_size} T={cfg.num_steps} H={cfg.num_hiddens}, "
           f"lr {cfg.lr}, clip {cfg.clip or 'off'}, {cfg.sampling}"
           + (f", resuming at epoch {state.epoch + 1}" if ckpt else ""), flush=True)
-    with StopFlag() as stop, np.errstate(over="ignore", invalid="ignore"):  # divergence is checked each epoch
+    finishing = "the current minibatch" if cfg.detach else "the current epoch (--no-detach)"
+    with StopFlag(finishing) as stop, np.errstate(over="ignore", invalid="ignore"):  # divergence is checked each epoch
         try:
             finished = fit(cfg, corpus, backend, state, report=lambda line: print(line, flush=True),
                            on_epoch=on_epoch, should_stop=stop, sample=sample)

@@ -121,16 +121,19 @@ def test_only_backend_imports_cupy():
     assert not offenders, f"cupy imported outside backend.py: {offenders}"
 
 
-def test_no_host_sync_in_the_time_loops():
-    """No float()/int()/.item()/asnumpy inside a `for t in ...` loop of the engine."""
+def test_no_host_sync_inside_the_loops():
+    """No float()/int()/bool()/.item()/asnumpy()/to_numpy() in the body of any loop of the
+    engine, the training loop or generation: each would stall the GPU once per pass."""
     bad = []
-    for path in ENGINE_FILES:
-        for loop in ast.walk(ast.parse(path.read_text())):
-            if isinstance(loop, ast.For) and isinstance(loop.target, ast.Name) and loop.target.id == "t":
-                for node in ast.walk(loop):
-                    if isinstance(node, ast.Call):
-                        f = node.func
-                        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
-                        if name in ("float", "int", "item", "asnumpy", "to_numpy", "bool"):
-                            bad.append(f"{path.name}:{node.lineno} {name}()")
-    assert not bad, bad
+    for name in ("model.py", "loss.py", "optim.py", "train.py", "generate.py"):
+        for loop in ast.walk(ast.parse((PACKAGE / name).read_text())):
+            if isinstance(loop, (ast.For, ast.While)):
+                for stmt in loop.body:
+                    for node in ast.walk(stmt):
+                        if isinstance(node, ast.Call):
+                            f = node.func
+                            called = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+                            if called in ("float", "int", "bool", "item", "asnumpy", "to_numpy", "evaluate"):
+                                bad.append(f"{name}:{node.lineno} {called}()")
+    allowed = {"train.py"}  # fit() evaluates the held-out text once per progress line, a deliberate sync
+    assert all(b.split(":")[0] in allowed and b.endswith("evaluate()") for b in bad), bad

@@ -152,6 +152,9 @@ def _write_npz(path, arrays):
     (lambda m: m.update(vocab=np.array(["a", "<unk>", "b", "c", "d", "e", "f"])), "bad vocabulary"),
     (lambda m: m.update(config=np.array(json.dumps({"num_hiddens": 6, "colour": "red"}))), "unknown option(s) colour"),
     (lambda m: m.update(config=np.array(json.dumps({"num_hiddens": 9}))), "does not match its weights"),
+    (lambda m: m.update(config=np.array(json.dumps({"num_hiddens": 6, "data": 5}))), "--data must be a file path"),
+    (lambda m: m.update(config=np.array(json.dumps({"num_hiddens": 6, "detach": "no"}))), "detach must be true"),
+    (lambda m: m.update(W_hh=np.full((6, 6), np.nan, np.float32)), "W_hh hold NaN or inf"),
     (lambda m: m.update(state=np.array(json.dumps({"epoch": 1}))), "training state is malformed"),
     (lambda m: m.update(format=np.array("something-else")), "unknown format"),
 ])
@@ -366,3 +369,53 @@ def test_any_text_trains_one_epoch_or_fails_clearly(tmp_path_factory, text, mode
         assert str(e) and "\n" not in str(e)
         return
     assert state.epoch == 1 and np.isfinite(state.history[0]["train_ppl"])
+
+
+def test_out_of_memory_is_one_line():
+    one_line_error(run_script("train.py", "--num-hiddens", "300000", "--max-tokens", "400", "--batch-size", "4",
+                              "--num-steps", "8"), 1, "out of memory", "--num-hiddens")
+
+
+def test_prefix_that_is_not_text():
+    vocab = Vocab.build("abc ")
+    params = init_params(len(vocab), 4)
+    from minirnn.generate import predict
+    with pytest.raises(UsageError, match="not valid text"):
+        predict("ab\udcff", 3, params, vocab, text_mode="raw")
+
+
+def test_a_tiny_temperature_is_greedy():
+    vocab = Vocab.build(TEXT)
+    params = {k: v * 100 for k, v in init_params(len(vocab), 16, seed=3).items()}
+    from minirnn.generate import predict
+    greedy = predict("time", 40, params, vocab)
+    for tau in (1e-30, 1e-300):
+        assert predict("time", 40, params, vocab, temperature=tau, seed=1) == greedy
+
+
+def test_resume_refuses_another_text_and_a_broken_position():
+    backend = get_backend("cpu")
+    vocab = Vocab.build(TEXT)
+    cfg = Config(batch_size=4, num_steps=10, num_hiddens=8, epochs=2)
+    corpus = Corpus(vocab.encode(TEXT * 10), vocab, max_tokens=600)
+    state = new_state(cfg, len(vocab), backend)
+    fit(cfg.replace(epochs=1), corpus, backend, state)
+    other = Corpus(vocab.encode((TEXT * 10)[::-1]), vocab, max_tokens=600)  # same characters, other text
+    with pytest.raises(DataError, match="not the one the run was trained on"):
+        fit(cfg, other, backend, state)
+    state.batch, state.H = 3, None  # mid-epoch, but without the carried state
+    with pytest.raises(CheckpointError, match="without its hidden state"):
+        fit(cfg, corpus, backend, state)
+    state.batch = 10_000
+    with pytest.raises(CheckpointError, match="does not fit"):
+        fit(cfg, corpus, backend, state)
+
+
+def test_device_default_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MINIRNN_DEVICE", "auto")
+    assert Config().device == "auto"
+    monkeypatch.setenv("MINIRNN_DEVICE", "tpu")
+    with pytest.raises(UsageError, match="--device must be one of"):
+        Config.from_dict({})
+    monkeypatch.delenv("MINIRNN_DEVICE")
+    assert Config().device == "cpu"
