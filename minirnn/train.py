@@ -97,17 +97,21 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None):
     return loss, norm, H_T, grads
 
 
-def train_epoch(state, ids, cfg, backend, should_stop=None):
+def train_epoch(state, ids, cfg, backend, should_stop=None, workspace=None):
     """Run (the rest of) one epoch over ids, updating state in place.
 
     Returns True when the epoch completed, False when should_stop() asked to stop
-    after a minibatch (state then holds the position to resume from).
+    after a minibatch (state then holds the position to resume from). workspace:
+    a Workspace kept across epochs (fresh buffers each epoch cost page faults).
     """
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
     batches = ITERATORS[cfg.sampling](ids, cfg.batch_size, cfg.num_steps, rng)
     earlier = None if cfg.detach else []
-    workspace = Workspace() if cfg.detach else None
+    if cfg.detach and workspace is None:
+        workspace = Workspace()
+    elif not cfg.detach:
+        workspace = None  # each window keeps its own buffers: later windows backpropagate through them
     carry = cfg.sampling == "sequential"
     if state.batch > len(batches) or (state.batch and carry and state.H is None):
         raise CheckpointError(f"the saved position (minibatch {state.batch} of {len(batches)}"
@@ -206,8 +210,9 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
         raise DataError("this text is not the one the run was trained on (its token ids differ); "
                         "resume with the original --data, --text-mode and --max-tokens")
     state.corpus_sha1 = fingerprint
+    workspace = Workspace()
     while state.epoch < cfg.epochs:
-        if not train_epoch(state, corpus.train, cfg, backend, should_stop):
+        if not train_epoch(state, corpus.train, cfg, backend, should_stop, workspace):
             return False
         row = state.history[-1]
         if state.epoch % cfg.print_every == 0 or state.epoch == cfg.epochs:
