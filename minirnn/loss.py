@@ -21,10 +21,14 @@ def softmax_cross_entropy(logits, y, out=None):
     rows = xp.arange(N)
     P = xp.subtract(logits, logits.max(axis=1, keepdims=True), out=out)  # shifted: every entry <= 0
     shifted_y = P[rows, y]
+    top = P.argmax(axis=1)  # a column where the shifted logit is exactly 0
     xp.exp(P, out=P)
-    sums = P.sum(axis=1)
-    # -log softmax(logits)[y] = log Σ exp(shifted) - shifted[y]
-    loss = (xp.log(sums) - shifted_y).mean()
-    P *= (1.0 / (N * sums))[:, None]  # softmax, divided by N for the mean over rows
+    P[rows, top] = 0
+    rest = P.sum(axis=1)  # Σ exp(shifted) - 1, summed without the 1, so no cancellation
+    P[rows, top] = 1
+    # -log softmax(logits)[y] = log Σ exp(shifted) - shifted[y] = log1p(rest) - shifted[y]:
+    # exact even when the model is sure, where log(1 + rest) would round rest away
+    loss = (xp.log1p(rest) - shifted_y).mean()
+    P *= (1.0 / (N * (1 + rest)))[:, None]  # softmax, divided by N for the mean over rows
     P[rows, y] -= 1.0 / N  # minus onehot(y) / N
     return loss, P
