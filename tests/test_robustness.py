@@ -16,7 +16,7 @@ from minirnn.atomic import atomic_write
 from minirnn.backend import get_backend
 from minirnn.config import Config
 from minirnn.data import Corpus, Vocab
-from minirnn.errors import CheckpointError, DataError, MinirnnError, UsageError
+from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
 from minirnn.model import init_params
 from minirnn.train import fit, new_state, state_from_dict, state_to_dict
 
@@ -341,17 +341,34 @@ def test_divergence_exits_1_and_keeps_the_last_good_checkpoint(tmp_path):
     args = ["--num-hiddens", "16", "--batch-size", "4", "--num-steps", "8", "--max-tokens", "400", "--print-every", "1"]
     assert run_script("train.py", *args, "--epochs", "2", "--save", path).returncode == 0
     before = path.read_bytes()
-    r = run_script("train.py", *args, "--epochs", "30", "--lr", "3", "--clip", "0", "--activation", "relu",
+    r = run_script("train.py", *args, "--epochs", "30", "--lr", "1e7", "--clip", "0", "--activation", "relu",
                    "--save", path, "--save-every", "1")
     one_line_error(r, 1, "diverged in epoch", "--lr", "--clip")
     epoch = int(r.stderr.split("diverged in epoch ")[1].split(":")[0])
-    # the checkpoint on disk is the last good one: saved after the epoch before the divergence
-    ck = checkpoint.load(path)
+    ck = checkpoint.load(path)  # the checkpoint on disk is the last good one
     assert all(np.isfinite(v).all() for v in ck.params.values())
-    if epoch == 1:
-        assert path.read_bytes() == before
-    else:
-        assert ck.state["epoch"] == epoch - 1 and ck.config.lr == 3
+    assert path.read_bytes() == before if epoch == 1 else ck.state["epoch"] == epoch - 1
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_divergence_after_periodic_saves_keeps_the_last_of_them(tmp_path):
+    """A blow-up in epoch 4 stops training there; the checkpoint saved after epoch 3 stays."""
+    backend = get_backend("cpu")
+    vocab = Vocab.build(TEXT)
+    corpus = Corpus(vocab.encode(TEXT * 10), vocab, max_tokens=600)
+    cfg = Config(batch_size=4, num_steps=10, num_hiddens=8, epochs=10)
+    state = new_state(cfg, len(vocab), backend)
+    path = tmp_path / "m.npz"
+
+    def save_then_blow_up(state):
+        checkpoint.save(path, state.params, vocab, cfg, state_to_dict(state))
+        if state.epoch == 3:
+            state.params["W_hq"][0, 0] = np.inf  # what an exploding gradient leaves behind
+
+    with pytest.raises(DivergedError, match="diverged in epoch 4"):
+        fit(cfg, corpus, backend, state, on_epoch=save_then_blow_up)
+    ck = checkpoint.load(path)
+    assert ck.state["epoch"] == 3 and np.isfinite(ck.params["W_hq"]).all()
 
 
 @settings(max_examples=15)
