@@ -393,14 +393,6 @@ def test_out_of_memory_is_one_line():
                               "--num-steps", "8"), 1, "out of memory", "--num-hiddens")
 
 
-def test_prefix_that_is_not_text():
-    vocab = Vocab.build("abc ")
-    params = init_params(len(vocab), 4)
-    from minirnn.generate import predict
-    with pytest.raises(UsageError, match="not valid text"):
-        predict("ab\udcff", 3, params, vocab, text_mode="raw")
-
-
 def test_a_tiny_temperature_is_greedy():
     vocab = Vocab.build(TEXT)
     params = {k: v * 100 for k, v in init_params(len(vocab), 16, seed=3).items()}

@@ -8,7 +8,7 @@ from minirnn import checkpoint
 from minirnn.backend import get_backend
 from minirnn.config import Config
 from minirnn.data import Corpus, Vocab, load_corpus
-from minirnn.errors import DivergedError
+from minirnn.errors import DivergedError, UsageError
 from minirnn.generate import predict
 from minirnn.train import evaluate, fit, new_state
 
@@ -92,12 +92,14 @@ def test_predict_greedy_warmup_and_sampling(backend):
     assert predict("t", 0, state.params, corpus.vocab) == "t"
 
 
-def test_predict_warns_once_about_unknown_characters():
+def test_prefix_with_unknown_characters_or_no_text():
     vocab = Vocab.build("abc ")
     from minirnn.model import init_params
     params = init_params(len(vocab), 8)
-    with pytest.warns(UserWarning, match="'xz'"):
-        predict("axzzb", 3, params, vocab, text_mode="raw")
+    with pytest.warns(UserWarning, match="'xz'"):  # one warning naming them
+        assert predict("axzzb", 3, params, vocab, text_mode="raw").startswith("a<unk><unk><unk>b")
+    with pytest.raises(UsageError, match="not valid text"):  # undecodable bytes from the command line
+        predict("ab\udcff", 3, params, vocab, text_mode="raw")
 
 
 def test_evaluate_equals_the_mean_loss_over_windows():
