@@ -43,7 +43,7 @@ def read_text(path):
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
-        raise DataError(f"--data {path}: cannot be read ({e.strerror}); check its permissions") from None
+        raise DataError(f"--data {path}: cannot be read ({e.strerror}); check that it is a readable file") from None
     return _decode(raw, path)
 
 
