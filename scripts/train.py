@@ -94,11 +94,13 @@ def main(argv):
     def sample(params, prefix=SAMPLE_PREFIX, n=50):
         return predict(prefix, n, params, vocab, activation=cfg.activation, text_mode=cfg.text_mode)
 
-    def write_outputs():
+    def write_outputs():  # at the end, and on Ctrl-C
         if save:
             checkpoint.save(save, state.params, vocab, cfg, state_to_dict(state), state.H)
         if log:
             _write_log(log, state.history)
+        if plot and state.history:
+            _write_plot(plot, state.history)
 
     def on_epoch(state):
         if save and cfg.save_every and state.epoch % cfg.save_every == 0:
@@ -129,8 +131,6 @@ def main(argv):
         how = f"resume with: python scripts/train.py --resume {save}" if save else "nothing saved (give --save PATH to keep progress)"
         print(f"stopped {where}; {how}", file=sys.stderr)
         return 130
-    if plot:
-        _write_plot(plot, state.history)
     print(summary_line(state, backend.name))
     print(sample(state.params))
     print(sample(state.params, "traveller"))

@@ -93,3 +93,18 @@ def test_gradient_through_earlier_windows(backend, B, T1, T2, V, H, seed):
     for k in PARAM_NAMES:
         total = backend.to_numpy(grads[k] + earlier[k])
         assert rel_error(total, numerical_gradient(loss2, params[k])) <= TOLERANCE, k
+
+
+def test_relu_elements_at_the_kink_are_skipped_not_failed(backend):
+    """A pre-activation exactly at 0: perturbing b_h flips the unit, so the central
+    difference is meaningless there; the checker skips it and the rest still match."""
+    rng = np.random.default_rng(0)
+    V, H, B, T = 3, 4, 2, 3
+    params = random_params(backend, V, H, rng)
+    params["b_h"][0] = 0.0
+    params["W_xh"][:, 0] = 0.0  # with H0 = 0, unit 0 starts exactly at the kink
+    X, Y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
+    H0 = backend.asarray(np.zeros((B, H)))
+    rows = {r["name"]: r for r in check_gradients(params, X, Y, H0, activation="relu")}
+    assert rows["b_h"]["skipped"] >= 1 and np.isnan(rows["b_h"]["numeric"][0])
+    assert all(r["rel_error"] <= TOLERANCE for r in rows.values())
