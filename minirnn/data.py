@@ -179,13 +179,15 @@ def num_batches_sequential(num_tokens, batch_size, num_steps, offset):
     return max(per_row, 0) // num_steps
 
 
-def seq_sequential(ids, batch_size, num_steps, rng):
-    """Sequential partitioning: B parallel streams from a random offset in [0, T].
+def seq_sequential(ids, batch_size, num_steps, rng, offset=None):
+    """Sequential partitioning: B parallel streams from a random offset in [0, T]
+    (or from the offset given).
 
     Minibatch i+1 continues minibatch i row by row, so the state can be carried.
     Returns a list of (X, Y) pairs, each (B, T).
     """
-    offset = int(rng.integers(0, num_steps + 1))
+    if offset is None:
+        offset = int(rng.integers(0, num_steps + 1))
     num_tokens = ((len(ids) - offset - 1) // batch_size) * batch_size
     Xs = ids[offset:offset + num_tokens].reshape(batch_size, -1)
     Ys = ids[offset + 1:offset + 1 + num_tokens].reshape(batch_size, -1)

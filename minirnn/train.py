@@ -73,10 +73,13 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None):
     """One minibatch. X, Y (B,T) host ids; H (B,H) or None.
 
     earlier: the caches of this epoch's earlier windows when detach is off; this
-    window's cache is appended to it (so it must not share a workspace).
-    workspace: a Workspace reused across steps. Returns (loss, norm, H_T, grads):
-    device arrays; norm is the gradient norm before clipping, grads after it.
+    window's cache is appended to it. workspace: a Workspace reused across steps;
+    ignored when earlier is given, since every kept window needs its own buffers.
+    Returns (loss, norm, H_T, grads): device arrays; norm is the gradient norm
+    before clipping, grads after it.
     """
+    if earlier is not None:
+        workspace = None
     y = backend.asarray(Y.T.reshape(-1))  # time-major targets, as the logits
     logits, H_T, cache = rnn_forward(params, X, H, activation=cfg.activation, workspace=workspace)  # X checked on the host
     loss, dlogits = softmax_cross_entropy(logits, y, out=logits)  # the logits are not needed again
@@ -102,16 +105,14 @@ def train_epoch(state, ids, cfg, backend, should_stop=None, workspace=None):
 
     Returns True when the epoch completed, False when should_stop() asked to stop
     after a minibatch (state then holds the position to resume from). workspace:
-    a Workspace kept across epochs (fresh buffers each epoch cost page faults).
+    a Workspace kept across epochs (fresh buffers each epoch cost page faults);
+    unused with detach off, where every window keeps its own buffers.
     """
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
     batches = ITERATORS[cfg.sampling](ids, cfg.batch_size, cfg.num_steps, rng)
     earlier = None if cfg.detach else []
-    if cfg.detach and workspace is None:
-        workspace = Workspace()
-    elif not cfg.detach:
-        workspace = None  # each window keeps its own buffers: later windows backpropagate through them
+    workspace = Workspace() if workspace is None else workspace
     carry = cfg.sampling == "sequential"
     if state.batch > len(batches) or (state.batch and carry and state.H is None):
         raise CheckpointError(f"the saved position (minibatch {state.batch} of {len(batches)}"
@@ -137,10 +138,10 @@ def train_epoch(state, ids, cfg, backend, should_stop=None, workspace=None):
     state.train_time += elapsed
     state.epoch_time += elapsed
     state.H = H
-    _check_finite(state)
+    mean_loss, norm = _check_finite(state)
     if state.batch < len(batches):
         return False
-    _finish_epoch(state)
+    _finish_epoch(state, mean_loss, norm)
     state.rng_state = rng.bit_generator.state
     return True
 
@@ -162,8 +163,7 @@ def _check_finite(state):
     return mean_loss, norm
 
 
-def _finish_epoch(state):
-    mean_loss, norm = _check_finite(state)
+def _finish_epoch(state, mean_loss, norm):
     state.history.append({
         "epoch": state.epoch + 1,
         "train_ppl": perplexity(mean_loss),
@@ -177,16 +177,12 @@ def _finish_epoch(state):
     state.tokens = 0
 
 
-def evaluate(params, ids, cfg, backend):
+def evaluate(params, ids, cfg, backend, workspace=None):
     """Held-out perplexity: sequential windows from offset 0, state carried, no backward."""
-    B, T = cfg.batch_size, cfg.num_steps
-    n = ((len(ids) - 1) // B) * B
-    Xs, Ys = ids[:n].reshape(B, -1), ids[1:n + 1].reshape(B, -1)
     total, count, H = 0.0, 0, None
-    for i in range(0, Xs.shape[1] - T + 1, T):
-        X, Y = Xs[:, i:i + T], Ys[:, i:i + T]
-        logits, H, _ = rnn_forward(params, X, H, activation=cfg.activation)
-        loss, _ = softmax_cross_entropy(logits, backend.asarray(Y.T.reshape(-1)))
+    for X, Y in seq_sequential(ids, cfg.batch_size, cfg.num_steps, rng=None, offset=0):
+        logits, H, _ = rnn_forward(params, X, H, activation=cfg.activation, workspace=workspace)
+        loss, _ = softmax_cross_entropy(logits, backend.asarray(Y.T.reshape(-1)), out=logits)
         total = total + loss.astype(np.float64) * X.size
         count += X.size
     return perplexity(float(total) / count)  # deliberate host sync
@@ -216,7 +212,7 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
             return False
         row = state.history[-1]
         if state.epoch % cfg.print_every == 0 or state.epoch == cfg.epochs:
-            row["heldout_ppl"] = evaluate(state.params, corpus.heldout, cfg, backend)
+            row["heldout_ppl"] = evaluate(state.params, corpus.heldout, cfg, backend, workspace)
             if report is not None:
                 report(progress_line(row, sample(state.params) if sample else None))
         if on_epoch is not None:

@@ -30,12 +30,7 @@ def backend(request):
     return get_backend("cpu") if request.param == "cpu" else _gpu_or_skip()
 
 
-@pytest.fixture
-def to_np(backend):
-    return backend.to_numpy
-
-
 def random_params(backend, V, H, rng, scale=0.5, dtype="float64"):
-    """Parameters of a size where every gradient stands well above rounding."""
-    shapes = {"W_xh": (V, H), "W_hh": (H, H), "b_h": (H,), "W_hq": (H, V), "b_q": (V,)}
-    return {k: backend.asarray(rng.normal(0.0, scale, s).astype(dtype)) for k, s in shapes.items()}
+    from minirnn.gradcheck import random_params as draw
+
+    return draw(V, H, rng, scale=scale, backend=backend, dtype=dtype)

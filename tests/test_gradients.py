@@ -2,10 +2,9 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from minirnn.gradcheck import TOLERANCE, check_gradients, numerical_gradient, rel_error
+from minirnn.gradcheck import ATOL, TOLERANCE, check_gradients, gradients_match, numerical_gradient
 from minirnn.loss import softmax_cross_entropy
 from minirnn.model import ACTIVATIONS, PARAM_NAMES, rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
-from minirnn.train import TrainState  # noqa: F401  (the engine and the loop import together)
 
 from conftest import random_params
 
@@ -28,7 +27,10 @@ def test_rnn_gradients_match_central_differences(backend, s):
     rows = check_gradients(params, X, Y, H0, dH_T=dH_T, activation=s["activation"])
     assert [r["name"] for r in rows] == list(PARAM_NAMES) + ["H0"]
     for r in rows:
-        assert r["rel_error"] <= TOLERANCE, (r["name"], r["rel_error"])
+        # relative error <= 1e-6; only a whole array of gradients below what the
+        # differences resolve (saturated units) may pass on its absolute error instead
+        assert r["passed"], (r["name"], r["rel_error"], r["abs_error"])
+        assert r["rel_error"] <= TOLERANCE or r["abs_error"] <= ATOL
         # ReLU elements within h of the kink are skipped; they must stay rare
         assert r["skipped"] <= 0.1 * r["analytic"].size + 1
 
@@ -56,8 +58,8 @@ def test_step_backward_matches_central_differences(backend, B, H, activation, se
     dZ, _ = rnn_step_backward(G.copy(), dphi, xp.ascontiguousarray(W_hh.T), dH_prev)
     guard = pattern if activation == "relu" else None
     g = (lambda: f()) if guard is not None else (lambda: f()[0])
-    assert rel_error(backend.to_numpy(dZ), numerical_gradient(g, A, guard=guard)) <= TOLERANCE  # dA_t = dZ_t
-    assert rel_error(backend.to_numpy(dH_prev), numerical_gradient(g, H_prev, guard=guard)) <= TOLERANCE
+    assert gradients_match(backend.to_numpy(dZ), numerical_gradient(g, A, guard=guard))  # dA_t = dZ_t
+    assert gradients_match(backend.to_numpy(dH_prev), numerical_gradient(g, H_prev, guard=guard))
 
 
 @given(st.integers(1, 20), st.integers(2, 12), st.floats(0.1, 10.0), st.integers(0, 2**32 - 1))
@@ -67,7 +69,7 @@ def test_softmax_cross_entropy_gradient(backend, N, V, scale, seed):
     y = backend.asarray(rng.integers(0, V, N))
     loss, dlogits = softmax_cross_entropy(logits, y)
     numeric = numerical_gradient(lambda: float(softmax_cross_entropy(logits, y)[0]), logits)
-    assert rel_error(backend.to_numpy(dlogits), numeric) <= TOLERANCE
+    assert gradients_match(backend.to_numpy(dlogits), numeric)
 
 
 @given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 5), st.integers(2, 8), st.integers(1, 6),
@@ -92,7 +94,7 @@ def test_gradient_through_earlier_windows(backend, B, T1, T2, V, H, seed):
     earlier, _ = rnn_backward(None, cache1, dH_T=dH1)
     for k in PARAM_NAMES:
         total = backend.to_numpy(grads[k] + earlier[k])
-        assert rel_error(total, numerical_gradient(loss2, params[k])) <= TOLERANCE, k
+        assert gradients_match(total, numerical_gradient(loss2, params[k])), k
 
 
 def test_relu_elements_at_the_kink_are_skipped_not_failed(backend):
@@ -107,4 +109,4 @@ def test_relu_elements_at_the_kink_are_skipped_not_failed(backend):
     H0 = backend.asarray(np.zeros((B, H)))
     rows = {r["name"]: r for r in check_gradients(params, X, Y, H0, activation="relu")}
     assert rows["b_h"]["skipped"] >= 1 and np.isnan(rows["b_h"]["numeric"][0])
-    assert all(r["rel_error"] <= TOLERANCE for r in rows.values())
+    assert all(r["passed"] for r in rows.values())

@@ -10,6 +10,8 @@ from minirnn.config import Config
 from minirnn.data import Corpus, Vocab, load_corpus
 from minirnn.errors import DivergedError, UsageError
 from minirnn.generate import predict
+from minirnn.loss import softmax_cross_entropy
+from minirnn.model import rnn_forward
 from minirnn.train import evaluate, fit, new_state
 
 from helpers import run_script
@@ -102,13 +104,55 @@ def test_prefix_with_unknown_characters_or_no_text():
         predict("ab\udcff", 3, params, vocab, text_mode="raw")
 
 
-def test_evaluate_equals_the_mean_loss_over_windows():
+def test_evaluate_carries_the_state_across_windows():
     backend = get_backend("cpu")
     corpus = small_corpus()
-    cfg = small_config(dtype="float64")
+    cfg = small_config(dtype="float64", epochs=20)
     state = new_state(cfg, len(corpus.vocab), backend)
+    fit(cfg, corpus, backend, state)
+    B, T = cfg.batch_size, cfg.num_steps
+    n = ((len(corpus.heldout) - 1) // B) * B
+    Xs, Ys = corpus.heldout[:n].reshape(B, -1), corpus.heldout[1:n + 1].reshape(B, -1)
+
+    def by_hand(carry):
+        losses, H = [], None
+        for i in range(0, Xs.shape[1] - T + 1, T):
+            logits, H_T, _ = rnn_forward(state.params, Xs[:, i:i + T], H)
+            losses.append(float(softmax_cross_entropy(logits, Ys[:, i:i + T].T.reshape(-1))[0]))
+            H = H_T if carry else None
+        return math.exp(np.mean(losses))
+
     ppl = evaluate(state.params, corpus.heldout, cfg, backend)
-    assert abs(math.log(ppl) - math.log(len(corpus.vocab))) < 0.01  # untrained: uniform
+    assert ppl == pytest.approx(by_hand(carry=True), rel=1e-12)
+    assert ppl != pytest.approx(by_hand(carry=False), rel=1e-6)
+
+
+@pytest.mark.parametrize("sampling", ["sequential", "reset", "random"])
+def test_each_sampling_mode_handles_the_state_as_documented(sampling):
+    """sequential carries H from one minibatch to the next; reset and random start each
+    minibatch from zero. train_epoch must equal that loop written out by hand."""
+    from minirnn.train import ITERATORS, train_epoch, train_step
+    backend = get_backend("cpu")
+    corpus = small_corpus()
+    cfg = small_config(sampling=sampling, dtype="float64")
+    state = new_state(cfg, len(corpus.vocab), backend)
+    rng_state = dict(state.rng_state)
+    init = {k: v.copy() for k, v in state.params.items()}
+    assert train_epoch(state, corpus.train, cfg, backend)
+
+    def by_hand(carry):
+        params = {k: v.copy() for k, v in init.items()}
+        rng = np.random.default_rng()
+        rng.bit_generator.state = rng_state
+        H = None
+        for X, Y in ITERATORS[sampling](corpus.train, cfg.batch_size, cfg.num_steps, rng):
+            H_T = train_step(params, X, Y, H, cfg, backend)[2]
+            H = H_T if carry else None
+        return params
+
+    expected, other = by_hand(sampling == "sequential"), by_hand(sampling != "sequential")
+    assert all(np.array_equal(state.params[k], expected[k]) for k in init)
+    assert not np.array_equal(state.params["W_hh"], other["W_hh"])
 
 
 def test_checkpoint_round_trip_gives_identical_predictions(tmp_path):
