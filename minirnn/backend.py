@@ -1,8 +1,9 @@
 """The one place where NumPy or CuPy is chosen.
 
-Every other module receives a `Backend` and writes its array code against
-`backend.xp`, so the same lines run on the CPU (NumPy) and on a GPU (CuPy).
-CuPy is imported here only, and only when the GPU backend is asked for.
+Every other module writes its array code against an array module `xp`, found
+from its arrays by `array_module` (or a `Backend`'s `.xp`), so the same lines run
+on the CPU (NumPy) and on a GPU (CuPy). CuPy is imported here only, and only
+when the GPU backend is asked for.
 """
 import os
 import sys

@@ -12,6 +12,7 @@ Reading parses each member's .npy header first and refuses object arrays before
 any data is read, so a checkpoint from a stranger cannot run code; every problem
 is one CheckpointError that says what is wrong.
 """
+import dataclasses
 import io
 import json
 import os
@@ -23,11 +24,12 @@ from .atomic import atomic_write
 from .config import Config
 from .data import Vocab
 from .errors import CheckpointError, MinirnnError
+from .backend import backend_of
 from .model import PARAM_NAMES
+from .train import TrainState
 
 FORMAT = "minirnn-checkpoint-1"
-STATE_KEYS = ("epoch", "batch", "rng_state", "loss_sum", "norm_sum", "tokens", "history",
-              "train_time", "epoch_time", "total_tokens", "corpus_sha1")
+STATE_KEYS = tuple(f.name for f in dataclasses.fields(TrainState) if f.name not in ("params", "H"))
 
 
 class Checkpoint:
@@ -39,8 +41,6 @@ class Checkpoint:
 
 def save(path, params, vocab, config, state=None, H=None):
     """Write a checkpoint atomically; host copies are made of device arrays."""
-    from .backend import backend_of
-
     arrays = {k: backend_of(params[k]).to_numpy(params[k]) for k in PARAM_NAMES}  # deliberate host sync
     arrays["vocab"] = np.array(vocab.idx_to_token)
     arrays["config"] = np.array(json.dumps(config.to_dict()))

@@ -10,10 +10,11 @@ import os
 
 from .errors import UsageError
 
+from .backend import DEVICES, ENV_VAR
+from .data import TEXT_MODES
+from .model import ACTIVATIONS
+
 SAMPLINGS = ("sequential", "random", "reset")
-DEVICES = ("cpu", "gpu", "auto")
-TEXT_MODES = ("letters", "raw")
-ACTIVATIONS = ("tanh", "relu")
 DTYPES = ("float32", "float64")
 
 
@@ -28,7 +29,7 @@ class Config:
     sampling: str = "sequential"  # sequential | random | reset (see README)
     max_tokens: int = 10000  # 0: the whole text
     seed: int = 0
-    device: str = dataclasses.field(default_factory=lambda: os.environ.get("MINIRNN_DEVICE", "").strip() or "cpu")
+    device: str = dataclasses.field(default_factory=lambda: os.environ.get(ENV_VAR, "").strip() or "cpu")
     data: str = None  # None: the book
     text_mode: str = "letters"
     activation: str = "tanh"
@@ -63,9 +64,9 @@ class Config:
         _real("lr", self.lr)
         _real("clip", self.clip)
         for name, choices in (("sampling", SAMPLINGS), ("device", DEVICES), ("text_mode", TEXT_MODES),
-                              ("activation", ACTIVATIONS), ("dtype", DTYPES)):
+                              ("activation", tuple(ACTIVATIONS)), ("dtype", DTYPES)):
             if getattr(self, name) not in choices:
-                raise UsageError(f"{_flag(name)} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+                raise UsageError(f"{flag_name(name)} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if self.data is not None and not isinstance(self.data, str):
             raise UsageError(f"--data must be a file path, got {self.data!r}")
         if not isinstance(self.detach, bool):
@@ -75,15 +76,16 @@ class Config:
         return self
 
 
-def _flag(name):
-    return "--" + name.replace("_", "-")
+def flag_name(name):
+    """The command-line option of a Config field: batch_size -> --batch-size."""
+    return "--no-detach" if name == "detach" else "--" + name.replace("_", "-")
 
 
 def _int(name, value, low):
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise UsageError(f"{_flag(name)} must be an integer >= {low}, got {value!r}")
+        raise UsageError(f"{flag_name(name)} must be an integer >= {low}, got {value!r}")
 
 
 def _real(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise UsageError(f"{_flag(name)} must be a finite number >= 0, got {value!r}")
+        raise UsageError(f"{flag_name(name)} must be a finite number >= 0, got {value!r}")

@@ -94,7 +94,6 @@ class Vocab:
         if any(len(t) != 1 for t in tokens[1:]):
             raise ValueError("vocabulary tokens after <unk> are single characters")
         self.idx_to_token = tokens
-        self.token_to_idx = {t: i for i, t in enumerate(tokens)}
         cps = np.array([ord(t) for t in tokens[1:]], dtype=np.uint32)
         order = np.argsort(cps)
         self._sorted_cps = cps[order]

@@ -62,12 +62,13 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
     token = backend.asarray(ids[-1:].astype(np.int64))  # (1,)
     tmp = xp.empty_like(H)
     rng = np.random.default_rng(seed)
+    table = W_xh + b_h  # a one-hot row X_t picks a row: X_t·W_xh + b_h
     for start in range(0, num_preds, NOISE_CHUNK):
         count = min(NOISE_CHUNK, num_preds - start)
         if temperature is not None:  # Gumbel noise for the next `count` characters, in float64
             noise = backend.asarray(rng.gumbel(size=(count, len(vocab))))
         for i in range(count):
-            Z = xp.take(W_xh, token, axis=0) + b_h  # X_t·W_xh + b_h for one one-hot row, (1,H)
+            Z = xp.take(table, token, axis=0)  # X_t·W_xh + b_h, (1,H)
             H = rnn_step_forward(Z, H, W_hh, activation, tmp)  # H_t, in Z's buffer
             logits = (H @ W_hq + b_q)[0]  # (V,)
             if temperature is not None:  # argmax of log p / τ + Gumbel noise samples q ∝ p^(1/τ)

@@ -1,4 +1,4 @@
-"""Softmax cross-entropy: the loss and its gradient in one stable pass.
+"""Softmax cross-entropy: the loss and its gradient together, by one stable formula.
 
 Reduction: the mean over all T·B rows (time steps × sequences), as the book does,
 so the perplexity of a minibatch is exp(loss).

@@ -13,7 +13,7 @@ loop; every other product runs once over all T·B rows.
 """
 import numpy as np
 
-from .backend import array_module
+from .backend import array_module, backend_of, get_backend
 
 PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
 
@@ -51,8 +51,6 @@ def init_params(vocab_size, num_hiddens, *, backend=None, seed=0, dtype="float32
     the same model on the CPU and the GPU. Returns
     {W_xh (V,H), W_hh (H,H), b_h (H,), W_hq (H,V), b_q (V,)}.
     """
-    from .backend import get_backend
-
     if int(vocab_size) < 1 or int(num_hiddens) < 1:
         raise ValueError(f"vocab_size and num_hiddens must be >= 1, got {vocab_size} and {num_hiddens}")
     backend = get_backend(backend)
@@ -69,7 +67,8 @@ def init_params(vocab_size, num_hiddens, *, backend=None, seed=0, dtype="float32
 
 
 class Workspace:
-    """Buffers kept across minibatches, so a training step allocates nothing big.
+    """Buffers kept across minibatches, so the large arrays of a step (the states,
+    dZ, φ', the logits, W_hhᵀ, dW_hh) are allocated once, not every step.
 
     A buffer is made on first use and again only when its shape or dtype changes.
     Arrays that rnn_forward / rnn_backward return from a workspace (logits, the
@@ -162,7 +161,7 @@ def weight_backward(dZ_all, H_prev_all, ids, V, dW_hh):
     dW_hh = Σ_t H_{t-1}ᵀ·dZ_t into dW_hh (H,H); returns (dW_xh, db_h)."""
     xp = array_module(dZ_all)
     xp.matmul(H_prev_all.T, dZ_all, out=dW_hh)  # into W_hh
-    dW_xh = _index_add(ids, dZ_all, V)  # into the looked-up rows of W_xh
+    dW_xh = backend_of(dZ_all).index_add(ids, dZ_all, V)  # into the looked-up rows of W_xh
     return dW_xh, dW_xh.sum(axis=0)  # into b_h: each row of dZ went into one row of dW_xh
 
 
@@ -225,12 +224,6 @@ def rnn_backward(dlogits, cache, dH_T=None):
     dW_hh = ws.get("dW_hh", (Hn, Hn), dtype, xp)
     dW_xh, db_h = weight_backward(dZ.reshape(T * B, Hn), Hs[:-1].reshape(T * B, Hn), ids, V, dW_hh)
     return {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h, "W_hq": dW_hq, "b_q": db_q}, dH0
-
-
-def _index_add(ids, rows, num_rows):
-    from .backend import backend_of
-
-    return backend_of(rows).index_add(ids, rows, num_rows)
 
 
 def _check_tokens(X, V):

@@ -8,6 +8,7 @@ import sys
 from minirnn import checkpoint
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, run
+from minirnn.config import DEVICES
 from minirnn.errors import UsageError
 from minirnn.generate import predict
 
@@ -20,7 +21,7 @@ def main(argv):
     p.add_argument("--temperature", type=float, default=None,
                    help="sample from p^(1/T) instead of taking the most likely character")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
-    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default=None,
+    p.add_argument("--device", choices=DEVICES, default=None,
                    help="default: the MINIRNN_DEVICE environment variable, else cpu")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     args = p.parse_args(argv)

@@ -13,6 +13,7 @@ import numpy as np
 
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, run
+from minirnn.config import ACTIVATIONS, DEVICES
 from minirnn.errors import UsageError
 from minirnn.gradcheck import ATOL, STEP, TOLERANCE, check_gradients, random_params
 
@@ -23,12 +24,12 @@ def main(argv):
     p.add_argument("--num-steps", type=int, default=5, help="T (default 5)")
     p.add_argument("--vocab-size", type=int, default=8, help="V (default 8)")
     p.add_argument("--num-hiddens", type=int, default=6, help="H (default 6)")
-    p.add_argument("--activation", choices=("tanh", "relu"), default="tanh")
+    p.add_argument("--activation", choices=tuple(ACTIVATIONS), default="tanh")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scale", type=float, default=0.5,
                    help="std of the random weights, state and final-state gradient (default 0.5)")
     p.add_argument("--tol", type=float, default=TOLERANCE, help=f"largest relative error that passes (default {TOLERANCE:g})")
-    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default=None,
+    p.add_argument("--device", choices=DEVICES, default=None,
                    help="default: the MINIRNN_DEVICE environment variable, else cpu")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     a = p.parse_args(argv)

@@ -18,7 +18,7 @@ from minirnn import checkpoint
 from minirnn.atomic import atomic_write, check_writable
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, StopFlag, run
-from minirnn.config import ACTIVATIONS, DEVICES, SAMPLINGS, TEXT_MODES, Config
+from minirnn.config import ACTIVATIONS, DEVICES, DTYPES, SAMPLINGS, TEXT_MODES, Config, flag_name
 from minirnn.data import load_corpus
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
 from minirnn.generate import predict
@@ -44,10 +44,10 @@ def parse(argv):
     a("--device", choices=DEVICES, help="cpu, gpu (CuPy) or auto (default: $MINIRNN_DEVICE, else cpu)")
     a("--data", help="a UTF-8 text file to train on (default: The Time Machine)")
     a("--text-mode", choices=TEXT_MODES, help=f"letters: the book's preprocessing; raw: every character (default {D.text_mode})")
-    a("--activation", choices=ACTIVATIONS, help=f"hidden activation (default {D.activation})")
+    a("--activation", choices=tuple(ACTIVATIONS), help=f"hidden activation (default {D.activation})")
     a("--no-detach", dest="detach", action="store_false",
       help="backpropagate through every earlier window of the epoch (slow; sequential only)")
-    a("--dtype", choices=("float32", "float64"), help=f"training precision (default {D.dtype})")
+    a("--dtype", choices=DTYPES, help=f"training precision (default {D.dtype})")
     a("--print-every", type=int, help=f"progress line every N epochs (default {D.print_every})")
     a("--save", metavar="PATH", help="write a checkpoint (.npz) here at the end and on Ctrl-C")
     a("--save-every", type=int, metavar="N", help="also write the checkpoint every N epochs")
@@ -102,10 +102,12 @@ def main(argv):
         if plot and state.history:
             _write_plot(plot, state.history)
 
-    def on_epoch(state):
+    def on_epoch(state):  # the last epoch is written by write_outputs
+        if state.epoch == cfg.epochs:
+            return
         if save and cfg.save_every and state.epoch % cfg.save_every == 0:
             checkpoint.save(save, state.params, vocab, cfg, state_to_dict(state))
-        if log and (state.epoch % cfg.print_every == 0 or state.epoch == cfg.epochs):
+        if log and state.epoch % cfg.print_every == 0:
             _write_log(log, state.history)
 
     if state.epoch >= cfg.epochs:
@@ -141,8 +143,7 @@ def _resume_config(saved, given):
     """The checkpoint's config; an option given now must agree with it, except a few."""
     for key, value in given.items():
         if key not in Config.RESUMABLE_CHANGES and getattr(saved, key) != value:
-            flag = "--" + key.replace("_", "-") if key != "detach" else "--no-detach"
-            raise UsageError(f"{flag} {value} conflicts with the checkpoint's {getattr(saved, key)}; "
+            raise UsageError(f"{flag_name(key)} {value} conflicts with the checkpoint's {getattr(saved, key)}; "
                              f"drop it to resume, or start a new run without --resume")
     return saved.replace(**{k: v for k, v in given.items() if k in Config.RESUMABLE_CHANGES})
 
