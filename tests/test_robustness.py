@@ -1,5 +1,4 @@
 """Bad input gets one clear line and the right exit code; nothing a user has is lost."""
-import io
 import json
 import os
 import signal

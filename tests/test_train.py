@@ -7,7 +7,7 @@ import pytest
 from minirnn import checkpoint
 from minirnn.backend import get_backend
 from minirnn.config import Config
-from minirnn.data import Corpus, Vocab, load_corpus
+from minirnn.data import Corpus, Vocab
 from minirnn.errors import DivergedError, UsageError
 from minirnn.generate import predict
 from minirnn.loss import softmax_cross_entropy
