@@ -17,7 +17,7 @@ import numpy as np
 
 from .backend import array_module, backend_of, get_backend
 from .loss import softmax_cross_entropy
-from .model import PARAM_NAMES, rnn_backward, rnn_forward
+from .model import PARAM_NAMES, kink_pattern, rnn_backward, rnn_forward
 
 TOLERANCE = 1e-6  # largest max relative error that passes
 ATOL = 1e-10  # ... or largest max absolute error, about 10 x the rounding of the differences
@@ -96,13 +96,13 @@ def check_gradients(params, X, Y, H0, *, dH_T=None, activation="tanh", h=STEP, t
     within h of its kink; passed is rel_error <= tol or abs_error <= ATOL.
     """
     _, cache, dlogits = checked_loss(params, X, Y, H0, dH_T=dH_T, activation=activation)
-    grads, dH0 = rnn_backward(dlogits, cache, dH_T=dH_T)
+    grads, dH0 = rnn_backward(dlogits, cache, dH_T)
     # ReLU: the sign pattern of the pre-activations, read off the cached outputs
-    guard = cache["Hs"] > 0 if activation == "relu" else None
+    guard = kink_pattern(cache)
 
     def f():
         value, cache, _ = checked_loss(params, X, Y, H0, dH_T=dH_T, activation=activation)
-        return value if guard is None else (value, cache["Hs"] > 0)
+        return value if guard is None else (value, kink_pattern(cache))
 
     rows = []
     for name, x, g in [(k, params[k], grads[k]) for k in PARAM_NAMES] + [("H0", H0, dH0)]:

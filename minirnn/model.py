@@ -1,74 +1,139 @@
-"""The RNN: parameters, and the forward/backward pass through time, by hand.
+"""The language model around the cells: parameters, input layer, stacking, output.
 
 Dimension letters, used in every shape below:
-    B batch, T steps, V vocabulary, H hidden units.
+    B batch, T steps, V vocabulary, H hidden units, E embedding size, L layers,
+    I a layer's input size (V or E for layer 0, H above it), k a cell's blocks.
 
-The model (one-hot inputs X_t, time-major, as in the book):
-    Z_t = X_t·W_xh + b_h + H_{t-1}·W_hh    X_t·W_xh is a row lookup, done for all t at once
-    H_t = φ(Z_t)                           the recurrence, one step at a time        (B, H)
-    O_t = H_t·W_hq + b_q                   output layer, all steps at once          (T·B, V)
+    input    layer 0 reads one-hot X_t (a row lookup) or E_t = W_emb[x_t]
+    layers   for l = 0..L-1: the cell over the window (cells/), reading the layer
+             below's H_t; its input products X_t·W_x + b for all blocks run once
+             over all T·B rows, only H_{t-1}·W_h sits in the time loop
+    output   O_t = H_t·W_hq + b_q on the top layer, all T·B rows at once   (T·B, V)
 
-φ is tanh (or ReLU). Only H_{t-1}·W_hh and, going back, dZ_t·W_hhᵀ sit in the time
-loop; every other product runs once over all T·B rows.
+Parameter names are d2l's: W_xh, W_hh, b_h (rnn); W_xz … b_h (gru); W_xi … b_c
+(lstm); W_emb; W_hq, b_q. Layer 0 keeps the plain names, layer l ≥ 1 appends _l{l}.
+The cell, the number of layers and the embedding are read off the keys, so one
+rnn_forward / rnn_backward pair serves every model.
+
+The state is H for rnn and gru, and the pair (H, C) for lstm; each array is (B,H)
+for one layer, (L,B,H) for L layers. None means zeros.
 """
+import dataclasses
+
 import numpy as np
 
 from .backend import array_module, backend_of, get_backend
+from .cells import CELLS
+from .cells.common import ACTIVATIONS
+from .embedding import embedding_backward, embedding_forward, onehot_backward, onehot_forward
 
-PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")
-
-
-def _tanh(Z, out):
-    xp = array_module(Z)
-    return xp.tanh(Z, out=out)
-
-
-def _tanh_grad(H, out):
-    # φ'(Z) = 1 - tanh(Z)² = 1 - H², taken from the cached output
-    xp = array_module(H)
-    xp.multiply(H, H, out=out)
-    return xp.subtract(1, out, out=out)
+PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")  # the default model's parameters
+DTYPES = ("float32", "float64")
 
 
-def _relu(Z, out):
-    xp = array_module(Z)
-    return xp.maximum(Z, 0, out=out)
+# ----------------------------------------------------------------------------- the parameters
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """What a parameter dict describes."""
+
+    cell: str
+    num_layers: int
+    vocab_size: int
+    num_hiddens: int
+    embed_size: int  # 0: one-hot input
+
+    def names(self):
+        return list(param_shapes(self))
 
 
-def _relu_grad(H, out):
-    # φ'(Z) = 1 if Z > 0 else 0, and Z > 0 exactly when H = relu(Z) > 0
-    xp = array_module(H)
-    return xp.greater(H, 0, out=out)
+def layer_suffix(layer):
+    return "" if layer == 0 else f"_l{layer}"
 
 
-ACTIVATIONS = {"tanh": (_tanh, _tanh_grad), "relu": (_relu, _relu_grad)}
+def param_shapes(spec):
+    """{name: shape} in the order the weights are drawn: W_emb, the layers, W_hq, b_q."""
+    V, H, E = spec.vocab_size, spec.num_hiddens, spec.embed_size
+    shapes = {"W_emb": (V, E)} if E else {}
+    for layer in range(spec.num_layers):
+        I = (E or V) if layer == 0 else H
+        s = layer_suffix(layer)
+        for g in CELLS[spec.cell].GATES:
+            shapes.update({f"W_x{g}{s}": (I, H), f"W_h{g}{s}": (H, H), f"b_{g}{s}": (H,)})
+    shapes.update({"W_hq": (H, V), "b_q": (V,)})
+    return shapes
 
 
-def init_params(vocab_size, num_hiddens, *, backend=None, seed=0, dtype="float32"):
-    """Weights ~ normal(0, 0.01), biases zero, as in the book.
+def init_params(vocab_size, num_hiddens, *, cell="rnn", num_layers=1, embed_size=None, backend=None,
+                seed=0, dtype="float32"):
+    """Weights ~ normal(0, 0.01), biases zero, as in the book; W_emb ~ normal(0, 1/√E).
 
-    Drawn on the host by a NumPy Generator and then moved, so one seed gives
-    the same model on the CPU and the GPU. Returns
+    W_emb's scale: a one-hot input row has norm 1, so a row of W_emb with norm about
+    1 (E entries of variance 1/E) feeds layer 0 the same scale, and X_t·W_x starts at
+    the size the book's 0.01 weights give with one-hot input.
+
+    Drawn on the host by a NumPy Generator and then moved, so one seed gives the
+    same model on the CPU and the GPU. With the defaults this is the book's model:
     {W_xh (V,H), W_hh (H,H), b_h (H,), W_hq (H,V), b_q (V,)}.
     """
-    if int(vocab_size) < 1 or int(num_hiddens) < 1:
-        raise ValueError(f"vocab_size and num_hiddens must be >= 1, got {vocab_size} and {num_hiddens}")
+    spec = _spec_from_args(vocab_size, num_hiddens, cell, num_layers, embed_size)
+    if str(dtype) not in DTYPES:
+        raise ValueError(f"dtype must be float32 (training) or float64 (checks), got {dtype!r}")
     backend = get_backend(backend)
-    V, H = int(vocab_size), int(num_hiddens)
     rng = np.random.default_rng(seed)
-    host = {
-        "W_xh": rng.normal(0.0, 0.01, size=(V, H)),
-        "W_hh": rng.normal(0.0, 0.01, size=(H, H)),
-        "b_h": np.zeros(H),
-        "W_hq": rng.normal(0.0, 0.01, size=(H, V)),
-        "b_q": np.zeros(V),
-    }
-    return {k: backend.asarray(v.astype(dtype)) for k, v in host.items()}
+    params = {}
+    for name, shape in param_shapes(spec).items():
+        if name.startswith("b_"):
+            host = np.zeros(shape)
+        else:
+            host = rng.normal(0.0, 1.0 / np.sqrt(spec.embed_size) if name == "W_emb" else 0.01, size=shape)
+        params[name] = backend.asarray(host.astype(dtype))
+    return params
 
 
+def _spec_from_args(vocab_size, num_hiddens, cell, num_layers, embed_size):
+    for name, value in (("vocab_size", vocab_size), ("num_hiddens", num_hiddens), ("num_layers", num_layers)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    embed_size = 0 if embed_size is None else embed_size
+    if isinstance(embed_size, bool) or not isinstance(embed_size, (int, np.integer)) or embed_size < 0:
+        raise ValueError(f"embed_size must be an integer >= 1, or None / 0 for one-hot input, got {embed_size!r}")
+    if cell not in CELLS:
+        raise ValueError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
+    return Spec(cell, int(num_layers), int(vocab_size), int(num_hiddens), int(embed_size))
+
+
+def model_spec(params):
+    """The Spec that a parameter dict describes; a clear ValueError if its keys or
+    shapes fit no model."""
+    if not isinstance(params, dict) or "W_hq" not in params:
+        raise ValueError("params must be a dict of arrays with at least W_hq (as init_params returns)")
+    cell = "lstm" if "W_hi" in params else "gru" if "W_hz" in params else "rnn"
+    first = CELLS[cell].GATES[0]
+    num_layers = 1
+    while f"W_h{first}_l{num_layers}" in params:
+        num_layers += 1
+    H, V = params["W_hq"].shape
+    E = params["W_emb"].shape[1] if "W_emb" in params else 0
+    spec = Spec(cell, num_layers, V, H, E)
+    expected = param_shapes(spec)
+    missing = [k for k in expected if k not in params]
+    unknown = [k for k in params if k not in expected]
+    if missing or unknown:
+        raise ValueError(f"params do not describe a {num_layers}-layer {cell} model: "
+                         + "; ".join(s for s in (missing and f"missing {', '.join(missing)}",
+                                                 unknown and f"unexpected {', '.join(unknown)}") if s))
+    for k, shape in expected.items():
+        if tuple(params[k].shape) != shape:
+            raise ValueError(f"{k} has shape {tuple(params[k].shape)}, expected {shape} "
+                             f"(V={V}, H={H}{f', E={E}' if E else ''})")
+    return spec
+
+
+# ----------------------------------------------------------------------------- buffers
 class Workspace:
     """Buffers kept across minibatches, so the large arrays of a step (the states,
-    dZ, φ', the logits, W_hhᵀ, dW_hh) are allocated once, not every step.
+    the gates, their gradients, the logits, the concatenated weights) are
+    allocated once, not every step.
 
     A buffer is made on first use and again only when its shape or dtype changes.
     Arrays that rnn_forward / rnn_backward return from a workspace (logits, the
@@ -85,47 +150,56 @@ class Workspace:
         return buf
 
 
-# ----------------------------------------------------------------------------- one step
-def rnn_step_forward(Z_t, H_prev, W_hh, activation, tmp):
-    """One step, in place: Z_t (B,H) holds X_t·W_xh + b_h on entry and H_t on exit,
-
-        H_t = φ(X_t·W_xh + b_h + H_{t-1}·W_hh).
-
-    H_prev (B,H); W_hh (H,H); tmp (B,H) scratch for the product. Returns Z_t.
-    """
-    phi, _ = ACTIVATIONS[activation]
-    xp = array_module(Z_t)
-    xp.matmul(H_prev, W_hh, out=tmp)  # H_{t-1}·W_hh
-    Z_t += tmp  # the pre-activation Z_t
-    return phi(Z_t, out=Z_t)  # H_t = φ(Z_t)
-
-
-def rnn_step_backward(dH_t, dphi_t, W_hhT, dH_prev):
-    """Mirror of rnn_step_forward.
-
-    dH_t (B,H): total gradient at H_t; overwritten with dZ_t = dH_t ⊙ φ'(Z_t).
-    dphi_t (B,H): φ'(Z_t), from the cached output.  W_hhT (H,H): contiguous W_hhᵀ.
-    dH_prev (B,H): receives dL/dH_{t-1} = dZ_t·W_hhᵀ.  Returns (dZ_t, dH_prev).
-    """
-    xp = array_module(dH_t)
-    dH_t *= dphi_t  # through φ: dZ_t
-    xp.matmul(dH_t, W_hhT, out=dH_prev)  # into H_{t-1}
-    return dH_t, dH_prev
-
-
 # ----------------------------------------------------------------------------- the phases
-# rnn_forward and rnn_backward are these, in order; scripts/bench.py --profile times each.
-def input_forward(W_xh, b_h, ids, out):
-    """X_t·W_xh + b_h for all T·B rows at once: a one-hot row picks a row of W_xh + b_h.
-    ids (T·B,); out (T·B, H)."""
-    xp = array_module(out)
-    return xp.take(W_xh + b_h, ids, axis=0, out=out)
+def prepare(params, ws, spec=None):
+    """The weights of one window, as the forward and backward use them: for each layer
+    its input blocks side by side, W_x (I,kH) and b (kH,) (for one-hot layer 0 the
+    lookup table W_x + b (V,kH)), and the cell's recurrent weights. Copies, so a
+    window's backward sees the weights its forward used even after an update."""
+    spec = spec or model_spec(params)
+    cell = CELLS[spec.cell]
+    xp, dtype, H = array_module(params["W_hq"]), params["W_hq"].dtype, spec.num_hiddens
+    k = len(cell.GATES)
+    layers = []
+    for layer in range(spec.num_layers):
+        s, key = layer_suffix(layer), f"l{layer}."
+        I = (spec.embed_size or spec.vocab_size) if layer == 0 else H
+        W_x = ws.get(key + "W_x", (I, k * H), dtype, xp)
+        b = ws.get(key + "b", (k * H,), dtype, xp)
+        for i, g in enumerate(cell.GATES):
+            W_x[:, i * H:(i + 1) * H] = params[f"W_x{g}{s}"]
+            b[i * H:(i + 1) * H] = params[f"b_{g}{s}"]
+        if layer == 0 and not spec.embed_size:
+            W_x += b  # the one-hot lookup table W_x + b
+        recurrent = cell.prepare([params[f"W_h{g}{s}"] for g in cell.GATES], ws, key)
+        layers.append({"W_x": W_x, "b": b, "recurrent": recurrent})
+    return {"spec": spec, "layers": layers, "W_emb": params.get("W_emb"), "W_hq": params["W_hq"],
+            "b_q": params["b_q"]}
 
 
-def recurrence_forward(Hs, W_hh, activation, tmp):
-    """Hs (T+1,B,H): Hs[0] = H_0 and Hs[t] = X_t·W_xh + b_h on entry; Hs[t] = H_t on exit."""
-    for t in range(1, Hs.shape[0]):
-        rnn_step_forward(Hs[t], Hs[t - 1], W_hh, activation, tmp)
+def input_forward(prep, ids, ws, T, B):
+    """Layer 0's input: the one-hot ids themselves, or the embedding E (T·B, E)."""
+    spec = prep["spec"]
+    if not spec.embed_size:
+        return None, None
+    E = ws.get("E", (T * B, spec.embed_size), prep["W_emb"].dtype, array_module(prep["W_emb"]))
+    return embedding_forward(prep["W_emb"], ids, out=E)
+
+
+def layer_forward(prep, layer, X_in, ids, state0, ws, T, B, activation):
+    """One layer over the window: its input products over all T·B rows, then the cell.
+    X_in (T·B, I), or None for one-hot ids. Returns (Hs (T+1,B,H), state_T, cache)."""
+    spec, w = prep["spec"], prep["layers"][layer]
+    cell, key, H = CELLS[spec.cell], f"l{layer}.", spec.num_hiddens
+    xp, dtype = array_module(w["W_x"]), w["W_x"].dtype
+    A = cell.input_buffer(ws, key, T, B, H, dtype, xp)
+    A_rows = A.reshape(T * B, A.shape[2])
+    if X_in is None:
+        onehot_forward(w["W_x"], ids, out=A_rows)  # X_t·W_x + b: a row lookup
+    else:
+        xp.matmul(X_in, w["W_x"], out=A_rows)  # X_t·W_x for every block, all T·B rows
+        A_rows += w["b"]
+    return cell.sequence_forward(A, state0, w["recurrent"], ws, key, activation)
 
 
 def output_forward(H_all, W_hq, b_q, out):
@@ -145,91 +219,162 @@ def output_backward(dlogits, H_all, W_hq, dW_hq, dH_out):
     return dlogits.sum(axis=0)  # into b_q
 
 
-def recurrence_backward(dZ, Hs, W_hhT, activation, dphi, dH):
-    """The steps in reverse. dZ (T,B,H) holds dL/dH_t from the outputs on entry and
-    dL/dZ_t on exit; dH (B,H) holds dL/dH_T on entry and dL/dH_0 on exit."""
-    ACTIVATIONS[activation][1](Hs[1:], out=dphi)  # φ'(Z_t) for all t, from the outputs
-    for t in range(dZ.shape[0], 0, -1):  # t = T..1; dZ and dphi hold step t in row t-1
-        dH_t = dZ[t - 1]
-        dH_t += dH  # total dL/dH_t: its own output + step t+1
-        rnn_step_backward(dH_t, dphi[t - 1], W_hhT, dH_prev=dH)  # dH_t becomes dZ_t; dH becomes dL/dH_{t-1}
-    return dH
-
-
-def weight_backward(dZ_all, H_prev_all, ids, V, dW_hh):
-    """The recurrent and input weights from dL/dZ (T·B, H), once over all rows:
-    dW_hh = Σ_t H_{t-1}ᵀ·dZ_t into dW_hh (H,H); returns (dW_xh, db_h)."""
-    xp = array_module(dZ_all)
-    xp.matmul(H_prev_all.T, dZ_all, out=dW_hh)  # into W_hh
-    dW_xh = backend_of(dZ_all).index_add(ids, dZ_all, V)  # into the looked-up rows of W_xh
-    return dW_xh, dW_xh.sum(axis=0)  # into b_h: each row of dZ went into one row of dW_xh
+def layer_backward(prep, layer, dA, X_in, ids, ws, dX_in):
+    """The input blocks' weight gradients from dA (T·B, kH), the gradient at the
+    pre-activations, once over all rows; and dL/dX_in = dA·W_xᵀ into dX_in (T·B, I)
+    when a layer or an embedding lies below. Returns (dW_x (I,kH), db (kH,))."""
+    spec, w = prep["spec"], prep["layers"][layer]
+    xp = array_module(dA)
+    if X_in is None:
+        return onehot_backward(dA, ids, spec.vocab_size)  # into the looked-up rows of W_x, and b
+    dW_x = ws.get(f"l{layer}.dW_x", w["W_x"].shape, dA.dtype, xp)
+    xp.matmul(X_in.T, dA, out=dW_x)  # into W_x
+    xp.matmul(dA, w["W_x"].T, out=dX_in)  # into the layer's input
+    return dW_x, dA.sum(axis=0)  # into b
 
 
 # ----------------------------------------------------------------------------- the sequence
-def rnn_forward(params, X, H, *, activation="tanh", workspace=None):
-    """Run the RNN over a minibatch.
+def rnn_forward(params, X, state, *, activation="tanh", workspace=None):
+    """Run the model over a minibatch.
 
-    X (B,T) integer token ids, best passed as a host array: its range is then
-    checked on the host (CuPy does not raise on a bad index) and it is moved here.
-    H (B,H) the initial state (None means zeros). Returns (logits, H_T, cache): logits (T·B, V) time-major, so row t·B + b is
-    step t of sequence b, as the book's torch.cat(outputs, dim=0); H_T (B,H), a
-    fresh array. workspace: a Workspace to reuse buffers across calls.
+    X (B,T) integer token ids (an array or nested lists), best passed as a host
+    array: its range is then checked on the host (CuPy does not raise on a bad
+    index) and it is moved here. state: see the module docstring; None is zeros.
+    Returns (logits, state_T, cache): logits (T·B, V) time-major, so row t·B + b is
+    step t of sequence b, as the book's torch.cat(outputs, dim=0); state_T fresh
+    arrays, in the form of state. workspace: a Workspace to reuse buffers across calls.
     """
-    xp = array_module(params["W_hh"])
-    W_xh, W_hh, b_h, W_hq, b_q = (params[k] for k in PARAM_NAMES)
-    V, Hn = W_xh.shape
-    X = _check_tokens(X, V)
-    B, T = X.shape
-    if H is not None and tuple(H.shape) != (B, Hn):
-        raise ValueError(f"state H has shape {tuple(H.shape)}, expected (batch, num_hiddens) = {(B, Hn)}")
+    spec = model_spec(params)
+    X = check_tokens(X, spec.vocab_size)
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
+    if spec.cell != "rnn" and activation != "tanh":
+        raise ValueError(f"activation {activation!r} applies to the plain rnn cell only; "
+                         f"the {spec.cell} cell has its own nonlinearities (leave activation at 'tanh')")
+    B, T = X.shape
+    states = split_state(state, spec, B)
     ws = workspace if workspace is not None else Workspace()
-    dtype = W_hh.dtype
+    xp = array_module(params["W_hq"])
     ids = xp.asarray(X.T.reshape(-1))  # (T·B,) time-major token ids
-
-    Hs = ws.get("Hs", (T + 1, B, Hn), dtype, xp)  # Hs[0] = H_0, Hs[t] = H_t
-    Hs[0] = 0 if H is None else xp.asarray(H)
-    input_forward(W_xh, b_h, ids, out=Hs[1:].reshape(T * B, Hn))
-    recurrence_forward(Hs, W_hh, activation, tmp=ws.get("step", (B, Hn), dtype, xp))
-    logits = output_forward(Hs[1:].reshape(T * B, Hn), W_hq, b_q, out=ws.get("logits", (T * B, V), dtype, xp))
-
-    W_hhT = ws.get("W_hhT", (Hn, Hn), dtype, xp)
-    W_hhT[...] = W_hh.T  # the W_hh this window used, contiguous as the backward wants it
-    cache = {"Hs": Hs, "ids": ids, "W_hhT": W_hhT, "W_hq": W_hq, "activation": activation, "workspace": ws}
-    return logits, Hs[T].copy(), cache
+    return forward_ids(prepare(params, ws, spec), ids, T, B, states, activation, ws)
 
 
-def rnn_backward(dlogits, cache, dH_T=None):
+def forward_ids(prep, ids, T, B, states, activation, ws):
+    """rnn_forward on prepared weights and device ids (T·B,), already checked; states
+    is one tuple per layer. Generation calls this once per character."""
+    spec = prep["spec"]
+    X_in, emb_cache = input_forward(prep, ids, ws, T, B)
+    layers, states_T = [], []
+    for layer in range(spec.num_layers):
+        Hs, state_T, cache = layer_forward(prep, layer, X_in, ids, states[layer], ws, T, B, activation)
+        layers.append({"X_in": X_in, "cell": cache})
+        states_T.append(state_T)
+        X_in = Hs[1:].reshape(T * B, spec.num_hiddens)  # the next layer reads H_t
+    logits = output_forward(X_in, prep["W_hq"], prep["b_q"],
+                            out=ws.get("logits", (T * B, spec.vocab_size), X_in.dtype, array_module(X_in)))
+    cache = {"prep": prep, "ids": ids, "T": T, "B": B, "layers": layers, "emb": emb_cache, "ws": ws}
+    return logits, join_state(states_T, spec), cache
+
+
+def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None):
     """Backpropagation through time: the mirror of rnn_forward.
 
     dlogits (T·B, V): dL/dO, time-major (None: no output gradient, as when only a
-    later window's gradient flows back through this one). dH_T (B,H): gradient
-    arriving at the final state (None: zero). Returns (grads, dH0), grads keyed
-    like the params, dH0 (B,H) the gradient at the initial state.
+    later window's gradient flows back through this one). dstate_T: the gradient
+    arriving at the final state, in the form of the state (None: zero).
+    Returns (grads, dstate_0): grads keyed like the params; dstate_0 the gradient
+    at the initial state, in the form of the state. dH_T: the name dstate_T had
+    when the state was always H, still accepted.
     """
-    Hs, ids, W_hhT, W_hq, ws = cache["Hs"], cache["ids"], cache["W_hhT"], cache["W_hq"], cache["workspace"]
-    xp = array_module(Hs)
-    T, B, Hn = Hs.shape[0] - 1, Hs.shape[1], Hs.shape[2]
-    V, dtype = W_hq.shape[1], Hs.dtype
-    dZ = ws.get("dZ", (T, B, Hn), dtype, xp)  # dL/dH_t, then dL/dZ_t, in place
-    dW_hq = ws.get("dW_hq", (Hn, V), dtype, xp)
+    dstate_T = dH_T if dstate_T is None else dstate_T
+    prep, ids, T, B, ws = (cache[k] for k in ("prep", "ids", "T", "B", "ws"))
+    spec, cell = prep["spec"], CELLS[prep["spec"].cell]
+    H, V, L = spec.num_hiddens, spec.vocab_size, spec.num_layers
+    xp, dtype = array_module(prep["W_hq"]), prep["W_hq"].dtype
+    dstates_T = split_state(dstate_T, spec, B, what="dstate_T")
+    grads = {}
+    top = L - 1
+    dHs = ws.get(f"l{top}.dHs", (T, B, H), dtype, xp)  # dL/dH_t from above, per layer
+    dW_hq = ws.get("dW_hq", (H, V), dtype, xp)
     if dlogits is None:
-        dW_hq[...], dZ[...] = 0, 0
+        dW_hq[...], dHs[...] = 0, 0
         db_q = xp.zeros(V, dtype=dtype)
     else:
-        db_q = output_backward(dlogits, Hs[1:].reshape(T * B, Hn), W_hq, dW_hq, dH_out=dZ.reshape(T * B, Hn))
-    dH = xp.zeros((B, Hn), dtype=dtype) if dH_T is None else xp.array(dH_T, dtype=dtype)
-    dH0 = recurrence_backward(dZ, Hs, W_hhT, cache["activation"], ws.get("dphi", (T, B, Hn), dtype, xp), dH)
-    dW_hh = ws.get("dW_hh", (Hn, Hn), dtype, xp)
-    dW_xh, db_h = weight_backward(dZ.reshape(T * B, Hn), Hs[:-1].reshape(T * B, Hn), ids, V, dW_hh)
-    return {"W_xh": dW_xh, "W_hh": dW_hh, "b_h": db_h, "W_hq": dW_hq, "b_q": db_q}, dH0
+        H_top = cache["layers"][top]["cell"]["Hs"][1:].reshape(T * B, H)
+        db_q = output_backward(dlogits, H_top, prep["W_hq"], dW_hq, dH_out=dHs.reshape(T * B, H))
+    dstates_0 = [None] * L
+    for layer in range(top, -1, -1):
+        X_in = cache["layers"][layer]["X_in"]
+        dA, dstates_0[layer], dW_h = cell.sequence_backward(dHs, cache["layers"][layer]["cell"], dstates_T[layer])
+        dA = dA.reshape(T * B, dA.shape[2])
+        below = layer > 0 or spec.embed_size
+        dX_in = ws.get(f"l{layer - 1}.dHs" if layer else "dE", X_in.shape, dtype, xp) if below else None
+        dW_x, db = layer_backward(prep, layer, dA, X_in, ids, ws, dX_in)
+        s = layer_suffix(layer)
+        for i, g in enumerate(cell.GATES):
+            grads[f"W_x{g}{s}"] = dW_x[:, i * H:(i + 1) * H]
+            grads[f"W_h{g}{s}"] = dW_h[i]
+            grads[f"b_{g}{s}"] = db[i * H:(i + 1) * H]
+        if layer:
+            dHs = dX_in.reshape(T, B, H)
+        elif spec.embed_size:
+            grads["W_emb"] = embedding_backward(dX_in, cache["emb"])
+    grads["W_hq"], grads["b_q"] = dW_hq, db_q
+    return {k: grads[k] for k in param_shapes(spec)}, join_state(dstates_0, spec)
 
 
-def _check_tokens(X, V):
-    """Shape and, on the host, range of the token ids; CuPy would not raise on bad ids."""
+def kink_pattern(cache):
+    """Where a ReLU could break a finite difference: the signs of every pre-activation
+    Z_t (t ≥ 1) of a ReLU model's layers, as one host bool array; None without ReLU.
+    (H_t = relu(Z_t) > 0 exactly when Z_t > 0; the initial state is no pre-activation.)"""
+    layers = [entry["cell"] for entry in cache["layers"]]
+    if layers[0].get("activation") != "relu":
+        return None
+    backend = backend_of(layers[0]["Hs"])
+    return np.concatenate([backend.to_numpy(c["Hs"][1:] > 0).ravel() for c in layers])  # deliberate host sync: a checker
+
+
+# ----------------------------------------------------------------------------- states and ids
+def split_state(state, spec, B, what="state"):
+    """The public form of a state (see the module docstring) -> one tuple per layer,
+    with None for zeros; a clear error when its shapes do not fit."""
+    names = CELLS[spec.cell].STATES
+    L, H = spec.num_layers, spec.num_hiddens
+    if state is None:
+        return [(None,) * len(names)] * L
+    parts = state if isinstance(state, (tuple, list)) and len(names) > 1 else (state,)
+    if len(parts) != len(names):
+        raise ValueError(f"{what} of a {spec.cell} model is {'the pair (H, C)' if len(names) > 1 else 'one array H'}, "
+                         f"got {len(parts)} part(s)")
+    shape = (B, H) if L == 1 else (L, B, H)
+    for name, part in zip(names, parts):
+        if part is not None and tuple(part.shape) != shape:
+            raise ValueError(f"{what} {name} has shape {tuple(part.shape)}, expected {shape} "
+                             f"({'' if L == 1 else 'layers, '}batch, num_hiddens)")
+    return [tuple(None if p is None else (p if L == 1 else p[layer]) for p in parts) for layer in range(L)]
+
+
+def join_state(per_layer, spec):
+    """Mirror of split_state: one tuple per layer -> the public form, as fresh arrays."""
+    names = CELLS[spec.cell].STATES
+    if spec.num_layers == 1:
+        parts = list(per_layer[0])
+    else:
+        xp = array_module(per_layer[0][0])
+        parts = [xp.stack([s[i] for s in per_layer]) for i in range(len(names))]
+    return parts[0] if len(names) == 1 else tuple(parts)
+
+
+def check_tokens(X, V):
+    """Shape, type and, on the host, range of the token ids; CuPy would not raise on bad ids.
+    Nested lists and other array-likes of integers are accepted."""
+    if not hasattr(X, "ndim"):
+        try:
+            X = np.asarray(X)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"X must be a (batch, steps) array of integer token ids, got {type(X).__name__} ({e})") from None
     if X.ndim != 2:
-        raise ValueError(f"X must have shape (batch, steps), got {X.ndim} dimensions")
+        raise ValueError(f"X must have shape (batch, steps), got {X.ndim} dimension{'s' if X.ndim != 1 else ''}")
     if X.shape[0] < 1 or X.shape[1] < 1:
         raise ValueError(f"X must hold at least one token, got shape {tuple(X.shape)}")
     if isinstance(X, np.ndarray):
@@ -239,3 +384,9 @@ def _check_tokens(X, V):
         if lo < 0 or hi >= V:
             raise ValueError(f"token ids must lie in [0, {V}), got values in [{lo}, {hi}]")
     return X
+
+
+# The cells' step functions, importable from here as from their own modules.
+from .cells.gru import gru_step_backward, gru_step_forward  # noqa: E402,F401
+from .cells.lstm import lstm_step_backward, lstm_step_forward  # noqa: E402,F401
+from .cells.rnn import rnn_step_backward, rnn_step_forward  # noqa: E402,F401

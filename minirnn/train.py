@@ -91,7 +91,7 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None):
             # slow BLAS on many CPUs) and zeros, so the chain stops there.
             if backend.underflowed(dH0):
                 break
-            old_grads, dH0 = rnn_backward(None, old, dH_T=dH0)
+            old_grads, dH0 = rnn_backward(None, old, dH0)
             for k in grads:
                 grads[k] += old_grads[k]
         earlier.append(cache)

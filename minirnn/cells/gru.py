@@ -1,0 +1,138 @@
+"""The gated recurrent unit (d2l §10.2), with the book's equations exactly:
+
+    Z_t = σ(X_t·W_xz + H_{t-1}·W_hz + b_z)                 update gate   (B,H)
+    R_t = σ(X_t·W_xr + H_{t-1}·W_hr + b_r)                 reset gate    (B,H)
+    H̃_t = tanh(X_t·W_xh + (R_t ⊙ H_{t-1})·W_hh + b_h)      candidate     (B,H)
+    H_t = Z_t ⊙ H_{t-1} + (1 - Z_t) ⊙ H̃_t
+
+The reset gate acts before the product with W_hh, as in the book (PyTorch and
+cuDNN apply it after). The three blocks sit side by side, in the order z, r, h:
+X_t·[W_xz|W_xr|W_xh] + [b_z|b_r|b_h] arrives precomputed for all steps (model.py),
+and inside the time loop the gates share one product H_{t-1}·[W_hz|W_hr]; the
+candidate waits for R_t, so (R_t ⊙ H_{t-1})·W_hh is a second one.
+
+Backward, for one step, given dH_t (the total gradient at H_t); "dA" is the
+gradient at a block's pre-activation:
+    dA_h     = dH_t ⊙ (1 - Z_t) ⊙ (1 - H̃_t²)
+    dA_z     = dH_t ⊙ (H_{t-1} - H̃_t) ⊙ Z_t(1 - Z_t)
+    d(R⊙H)   = dA_h·W_hhᵀ
+    dA_r     = d(R⊙H) ⊙ H_{t-1} ⊙ R_t(1 - R_t)
+    dH_{t-1} = dH_t ⊙ Z_t + d(R⊙H) ⊙ R_t + [dA_z|dA_r]·[W_hz|W_hr]ᵀ
+    dW_hz|hr = Σ_t H_{t-1}ᵀ·[dA_z|dA_r],  dW_hh = Σ_t (R_t ⊙ H_{t-1})ᵀ·dA_h   (after the loop)
+"""
+from ..backend import array_module
+from .common import final_gradient, sigmoid
+
+GATES = ("z", "r", "h")  # W_xz W_hz b_z, W_xr W_hr b_r, W_xh W_hh b_h
+STATES = ("H",)
+
+
+def gru_step_forward(G_t, H_prev, W_hzr, W_hh, RH_t, H_t, tmp2, tmp):
+    """One step. G_t (B,3H) holds X_t·[W_xz|W_xr|W_xh] + [b_z|b_r|b_h] on entry and
+    [Z_t | R_t | H̃_t] on exit. H_prev (B,H); W_hzr (H,2H) = [W_hz|W_hr]; W_hh (H,H).
+    Writes R_t ⊙ H_{t-1} into RH_t (B,H) and H_t into H_t (B,H).
+    tmp2 (B,2H), tmp (B,H): scratch. Returns H_t."""
+    xp = array_module(G_t)
+    H = H_prev.shape[1]
+    ZR, Z, R, Hc = G_t[:, :2 * H], G_t[:, :H], G_t[:, H:2 * H], G_t[:, 2 * H:]
+    xp.matmul(H_prev, W_hzr, out=tmp2)  # H_{t-1}·[W_hz|W_hr]
+    ZR += tmp2
+    sigmoid(ZR, out=ZR)  # Z_t, R_t
+    xp.multiply(R, H_prev, out=RH_t)  # R_t ⊙ H_{t-1}
+    xp.matmul(RH_t, W_hh, out=tmp)  # (R_t ⊙ H_{t-1})·W_hh
+    Hc += tmp
+    xp.tanh(Hc, out=Hc)  # H̃_t
+    xp.subtract(H_prev, Hc, out=H_t)  # H_t = H̃_t + Z_t ⊙ (H_{t-1} - H̃_t)
+    H_t *= Z
+    H_t += Hc
+    return H_t
+
+
+def gru_step_backward(dH_t, G_t, H_prev, W_hzrT, W_hhT, dA_t, dH_prev, tmp):
+    """Mirror of gru_step_forward.
+
+    dH_t (B,H): total gradient at H_t.  G_t (B,3H): the cached [Z_t | R_t | H̃_t].
+    H_prev (B,H): H_{t-1}.  W_hzrT (2H,H), W_hhT (H,H): contiguous transposes.
+    dA_t (B,3H): receives [dA_z | dA_r | dA_h].  dH_prev (B,H): receives dL/dH_{t-1}
+    from this step (it may be the array dH_t was added from).  tmp (B,H): scratch.
+    """
+    xp = array_module(dH_t)
+    H = H_prev.shape[1]
+    Z, R, Hc = G_t[:, :H], G_t[:, H:2 * H], G_t[:, 2 * H:]
+    dAz, dAr, dAh = dA_t[:, :H], dA_t[:, H:2 * H], dA_t[:, 2 * H:]
+    xp.subtract(1, Z, out=tmp)  # 1 - Z_t
+    xp.multiply(Hc, Hc, out=dAh)
+    xp.subtract(1, dAh, out=dAh)  # tanh' = 1 - H̃_t²
+    dAh *= dH_t
+    dAh *= tmp  # into H̃_t's pre-activation: dH ⊙ (1 - Z) ⊙ (1 - H̃²)
+    xp.subtract(H_prev, Hc, out=dAz)
+    dAz *= dH_t
+    dAz *= Z
+    dAz *= tmp  # into Z_t's pre-activation: dH ⊙ (H_{t-1} - H̃) ⊙ Z(1 - Z)
+    xp.multiply(dH_t, Z, out=dH_prev)  # into H_{t-1}, directly through the update gate
+    xp.matmul(dAh, W_hhT, out=tmp)  # into R_t ⊙ H_{t-1}
+    xp.multiply(tmp, H_prev, out=dAr)  # into R_t
+    tmp *= R
+    dH_prev += tmp  # into H_{t-1}, through the reset gate
+    dAr *= R
+    xp.subtract(1, R, out=tmp)
+    dAr *= tmp  # into R_t's pre-activation: ⊙ R(1 - R)
+    xp.matmul(dA_t[:, :2 * H], W_hzrT, out=tmp)  # into H_{t-1}, through both gates' products
+    dH_prev += tmp
+    return dA_t, dH_prev
+
+
+# ----------------------------------------------------------------------------- the sequence
+def prepare(W_h, ws, key):
+    """The recurrent weights of one window: [W_hz|W_hr] side by side, W_hh, and
+    contiguous copies of their transposes (the weights this window used)."""
+    W_hz, W_hr, W_hh = W_h
+    xp, H, dtype = array_module(W_hh), W_hh.shape[0], W_hh.dtype
+    W_hzr = ws.get(key + "W_hzr", (H, 2 * H), dtype, xp)
+    W_hzr[:, :H], W_hzr[:, H:] = W_hz, W_hr
+    W_hzrT = ws.get(key + "W_hzrT", (2 * H, H), dtype, xp)
+    W_hzrT[...] = W_hzr.T
+    W_hhT = ws.get(key + "W_hhT", (H, H), dtype, xp)
+    W_hhT[...] = W_hh.T
+    return {"W_hzr": W_hzr, "W_hh": W_hh, "W_hzrT": W_hzrT, "W_hhT": W_hhT}
+
+
+def input_buffer(ws, key, T, B, H, dtype, xp):
+    """Where X_t·[W_xz|W_xr|W_xh] + [b_z|b_r|b_h] goes (T,B,3H); it becomes the gates."""
+    return ws.get(key + "G", (T, B, 3 * H), dtype, xp)
+
+
+def sequence_forward(A, state0, W, ws, key, activation=None):
+    """A (T,B,3H): the blocks' input parts, from input_buffer; overwritten with the
+    gates. state0: (H_0,), H_0 (B,H) or None. Returns (Hs (T+1,B,H), (H_T,), cache)."""
+    T, B, H3 = A.shape
+    H, xp, dtype = H3 // 3, array_module(A), A.dtype
+    Hs = ws.get(key + "Hs", (T + 1, B, H), dtype, xp)
+    Hs[0] = 0 if state0[0] is None else state0[0]
+    RH = ws.get(key + "RH", (T, B, H), dtype, xp)
+    tmp2, tmp = ws.get(key + "tmp2", (B, 2 * H), dtype, xp), ws.get(key + "tmp", (B, H), dtype, xp)
+    for t in range(T):
+        gru_step_forward(A[t], Hs[t], W["W_hzr"], W["W_hh"], RH[t], Hs[t + 1], tmp2, tmp)
+    cache = {"Hs": Hs, "G": A, "RH": RH, "W_hzrT": W["W_hzrT"], "W_hhT": W["W_hhT"], "ws": ws, "key": key}
+    return Hs, (Hs[T].copy(),), cache
+
+
+def sequence_backward(dHs, cache, dstate_T):
+    """The steps in reverse. dHs (T,B,H): dL/dH_t from above (the outputs); it receives
+    the total gradient at each H_t. dstate_T: (dH_T,) or None.
+    Returns (dA (T,B,3H), (dH_0,), [dW_hz, dW_hr, dW_hh])."""
+    Hs, G, RH, ws, key = cache["Hs"], cache["G"], cache["RH"], cache["ws"], cache["key"]
+    T, B, H = dHs.shape
+    xp, dtype = array_module(dHs), dHs.dtype
+    dA = ws.get(key + "dA", (T, B, 3 * H), dtype, xp)
+    tmp = ws.get(key + "tmp", (B, H), dtype, xp)
+    dH = final_gradient(dstate_T, 0, (B, H), dtype, xp)
+    for t in range(T, 0, -1):  # dHs, G, dA hold step t in row t-1
+        dHs[t - 1] += dH  # total dL/dH_t: its own output + step t+1
+        gru_step_backward(dHs[t - 1], G[t - 1], Hs[t - 1], cache["W_hzrT"], cache["W_hhT"], dA[t - 1], dH, tmp)
+    dA_all = dA.reshape(T * B, 3 * H)
+    dW_hzr = ws.get(key + "dW_hzr", (H, 2 * H), dtype, xp)
+    xp.matmul(Hs[:-1].reshape(T * B, H).T, dA_all[:, :2 * H], out=dW_hzr)  # into W_hz, W_hr
+    dW_hh = ws.get(key + "dW_hh", (H, H), dtype, xp)
+    xp.matmul(RH.reshape(T * B, H).T, dA_all[:, 2 * H:], out=dW_hh)  # into W_hh
+    return dA, (dH,), [dW_hzr[:, :H], dW_hzr[:, H:], dW_hh]
