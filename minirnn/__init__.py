@@ -1,20 +1,35 @@
-"""minirnn: a character-level RNN with hand-written backpropagation through time."""
-from .backend import Backend, BackendError, get_backend
-from .loss import softmax_cross_entropy
-from .model import PARAM_NAMES, init_params, rnn_backward, rnn_forward
-from .optim import clip_grad_norm, grad_norm, sgd
+"""minirnn: a character-level RNN with hand-written backpropagation through time.
 
-__all__ = [
-    "Backend",
-    "BackendError",
-    "get_backend",
-    "init_params",
-    "rnn_forward",
-    "rnn_backward",
-    "softmax_cross_entropy",
-    "clip_grad_norm",
-    "grad_norm",
-    "sgd",
-    "PARAM_NAMES",
-]
+The public names load on first use, so that `minirnn train --threads N` and
+`minirnn bench --threads N` can set the BLAS threads before NumPy loads.
+"""
+import importlib
+
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "Backend": "backend",
+    "BackendError": "backend",
+    "get_backend": "backend",
+    "init_params": "model",
+    "rnn_forward": "model",
+    "rnn_backward": "model",
+    "softmax_cross_entropy": "loss",
+    "clip_grad_norm": "optim",
+    "grad_norm": "optim",
+    "sgd": "optim",
+    "PARAM_NAMES": "model",
+}
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'minirnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))

@@ -1,19 +1,31 @@
-"""What the scripts share: one-line errors, exit codes, --debug, Ctrl-C."""
+"""What the commands share: one-line errors, exit codes, --debug, --version, Ctrl-C."""
 import argparse
 import signal
 import sys
 import traceback
 import warnings
 
+from . import __version__
 from .errors import MinirnnError
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (exit 2)."""
+    """argparse, but a usage error is one line on stderr (exit 2), and --version is there."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=f"minirnn {__version__}",
+                          help="print the version and exit")
 
     def error(self, message):
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         sys.exit(2)
+
+
+def invocation(prog):
+    """How the user ran a command, for advice to run it again: `python scripts/train.py`
+    for a script (prog "train.py"), else prog itself (`minirnn train`)."""
+    return f"python scripts/{prog}" if prog.endswith(".py") else prog
 
 
 def run(main, argv=None):

@@ -1,43 +1,11 @@
 #!/usr/bin/env python
 """Continue text from a saved model.
 
-    python scripts/generate.py --checkpoint tm.npz --prefix 'time traveller' -n 100 [--temperature 0.8]
+Also installed as `minirnn generate`; the code is in minirnn/commands/generate.py.
 """
 import sys
 
-from minirnn import checkpoint
-from minirnn.backend import get_backend
-from minirnn.cli import ArgumentParser, run
-from minirnn.config import DEVICES
-from minirnn.errors import UsageError
-from minirnn.generate import predict
-
-
-def main(argv):
-    p = ArgumentParser(prog="generate.py", description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train.py --save")
-    p.add_argument("--prefix", default="time traveller", help="text to warm the state up on (default 'time traveller')")
-    p.add_argument("-n", "--num-chars", type=int, default=100, help="characters to generate (default 100)")
-    p.add_argument("--temperature", type=float, default=None,
-                   help="sample from p^(1/T) instead of taking the most likely character")
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
-    p.add_argument("--device", choices=DEVICES, default=None,
-                   help="default: the MINIRNN_DEVICE environment variable, else cpu")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = p.parse_args(argv)
-    if args.num_chars < 0:
-        raise UsageError(f"-n must be >= 0, got {args.num_chars}")
-    if args.temperature is not None and not args.temperature > 0:
-        raise UsageError(f"--temperature must be > 0, got {args.temperature}")
-    if not args.prefix:
-        raise UsageError("--prefix is empty; give at least one character, e.g. --prefix 'time traveller'")
-    ckpt = checkpoint.load(args.checkpoint)
-    backend = get_backend(args.device)
-    params = {k: backend.asarray(v) for k, v in ckpt.params.items()}
-    print(predict(args.prefix, args.num_chars, params, ckpt.vocab, activation=ckpt.config.activation,
-                  text_mode=ckpt.config.text_mode, temperature=args.temperature, seed=args.seed))
-    return 0
-
+from minirnn.commands import launch
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    sys.exit(launch("generate", sys.argv[1:], prog="generate.py"))

@@ -1,0 +1,46 @@
+"""The command-line tools: `minirnn train|generate|gradcheck|bench`, also
+`python -m minirnn ...` and `python scripts/<command>.py ...`.
+
+Nothing here imports NumPy, so that --threads can be set before it loads.
+"""
+import importlib
+import os
+import sys
+
+from .. import __version__
+from ..threads import set_blas_threads, threads_from_argv
+
+COMMANDS = {
+    "train": "train a character-level RNN (default: the book's run on The Time Machine)",
+    "generate": "continue text from a saved model",
+    "gradcheck": "check the hand-written BPTT against central differences",
+    "bench": "time the training step against its matrix products",
+}
+
+
+def launch(name, argv, prog):
+    """Run one command on argv; prog is how the user called it (for messages)."""
+    if name == "bench":
+        set_blas_threads(threads_from_argv(argv) or os.cpu_count())
+    from ..cli import run
+
+    module = importlib.import_module(f".{name}", __name__)
+    return run(lambda args: module.main(args, prog=prog), argv)
+
+
+def main(argv=None, prog="minirnn"):
+    """`minirnn COMMAND [options]`."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--version"]:
+        print(f"minirnn {__version__}")
+        return 0
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"usage: {prog} {{{','.join(COMMANDS)}}} [options]   ({prog} COMMAND --help for its options)\n")
+        print("\n".join(f"  {name:<10} {text}" for name, text in COMMANDS.items()))
+        print(f"\n  --version  print the version ({__version__})")
+        return 0 if argv else 2
+    if argv[0] not in COMMANDS:
+        print(f"{prog}: error: unknown command {argv[0]!r}; choose one of {', '.join(COMMANDS)} (see --help)",
+              file=sys.stderr)
+        return 2
+    return launch(argv[0], argv[1:], prog=f"{prog} {argv[0]}")

@@ -1,0 +1,30 @@
+"""BLAS threads. OpenBLAS and MKL read their thread count once, when NumPy loads,
+so a --threads option is read from the command line and set before that."""
+import os
+import sys
+
+VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def threads_from_argv(argv):
+    """The N of --threads N (or --threads=N) in argv, as text; None when absent."""
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def set_blas_threads(value):
+    """Set the BLAS thread count; False (and nothing set) when NumPy has already loaded."""
+    if "numpy" in sys.modules:
+        return False
+    for var in VARS:
+        os.environ[var] = str(value)
+    return True
+
+
+def blas_threads():
+    """The thread count set for OpenBLAS, as text, or None."""
+    return os.environ.get(VARS[0])
