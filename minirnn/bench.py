@@ -1,7 +1,8 @@
 """Benchmark: the engine's training step against the bare matrix-product floor.
 
-The floor of one minibatch is the time of its matrix products alone, on
-preallocated buffers and with the same shapes as the engine's:
+The floor of one minibatch is the time of the model's matrix products alone, on
+preallocated buffers and with the same shapes as the engine's (step_products
+lists them for any cell, depth and input). For the book's RNN they are:
     forward   T × (B,H)·(H,H)           the recurrence
               (T·B,H)·(H,V)             the output layer
     backward  (T·B,V)·(V,H)             dL/dH from the outputs
@@ -9,17 +10,20 @@ preallocated buffers and with the same shapes as the engine's:
               (H,T·B)·(T·B,H)           dW_hh
               (H,T·B)·(T·B,V)           dW_hq
               (V,T·B)·(T·B,H)           dW_xh, as the one-hot product
-Everything else (tanh, bias, softmax, clipping, SGD, the lookup) is the engine's
-overhead; the ratio step time / floor time says how much of it there is.
+A gated cell has k blocks side by side (GRU 3, LSTM 4), so its products are k
+times wider; upper layers and an embedding add their input products.
+Everything else (the gate arithmetic, bias, softmax, clipping, SGD, the lookup)
+is the engine's overhead; the ratio step time / floor time says how much.
 """
 import time
 
 import numpy as np
 
+from .cells import CELLS
 from .config import Config
 from .loss import softmax_cross_entropy
-from .model import (PARAM_NAMES, Workspace, init_params, input_forward, output_backward,
-                    output_forward, recurrence_backward, recurrence_forward, weight_backward)
+from .model import (Spec, Workspace, init_params, input_forward, layer_backward, layer_input_forward,
+                    output_backward, output_forward, param_shapes, prepare, split_state)
 from .optim import clip_grad_norm, sgd
 from .train import train_step
 
@@ -55,7 +59,27 @@ def _batch(B, T, V, seed=0):
     return rng.integers(0, V, (B, T)).astype(np.uint8), rng.integers(0, V, (B, T)).astype(np.uint8)
 
 
-def floor_products(B, T, H, V, backend, dtype="float32"):
+def step_products(spec, B, T):
+    """The matrix products of one training step: (count, (m, k), (k, n), transposed)
+    where transposed says the left operand is read transposed (a weight gradient,
+    Xᵀ·dA). The one-hot lookups are no products; their gradients are (onehot)ᵀ·rows."""
+    H, V, E, N = spec.num_hiddens, spec.vocab_size, spec.embed_size, T * B
+    k = len(CELLS[spec.cell].GATES)
+    recurrent = [(B, H, 2 * H), (B, H, H)] if spec.cell == "gru" else [(B, H, k * H)]
+    products = [(1, (N, H), (H, V), False), (1, (N, V), (V, H), False), (1, (H, N), (N, V), True)]
+    if E:
+        products.append((1, (V, N), (N, E), True))  # dW_emb
+    for layer in range(spec.num_layers):
+        I = (E or V) if layer == 0 else H
+        for m, kk, n in recurrent:  # forward H_{t-1}·W_h, backward dA_t·W_hᵀ, and dW_h
+            products += [(T, (m, kk), (kk, n), False), (T, (m, n), (n, kk), False), (1, (kk, N), (N, n), True)]
+        products.append((1, (I, N), (N, k * H), True))  # dW_x (one-hot: the product with onehotᵀ)
+        if layer or E:
+            products += [(1, (N, I), (I, k * H), False), (1, (N, k * H), (k * H, I), False)]  # X·W_x, dA·W_xᵀ
+    return products
+
+
+def floor_products(spec, B, T, backend, dtype="float32"):
     """A function that runs exactly the step's matrix products on preallocated buffers."""
     xp = backend.xp
     rng = np.random.default_rng(1)
@@ -63,32 +87,27 @@ def floor_products(B, T, H, V, backend, dtype="float32"):
     def arr(*shape):
         return backend.asarray(rng.normal(0, 0.1, shape).astype(dtype))
 
-    W_hh, W_hhT, W_hq = arr(H, H), arr(H, H), arr(H, V)
-    H_t, out_t = arr(B, H), arr(B, H)
-    H_all, dZ_all, dlogits, logits = arr(T * B, H), arr(T * B, H), arr(T * B, V), arr(T * B, V)
-    dW_hh, dW_hq, dW_xh = arr(H, H), arr(H, V), arr(V, H)
-    onehot = backend.asarray(np.eye(V, dtype=dtype)[rng.integers(0, V, T * B)])
+    jobs = []
+    for count, (m, k), (k2, n), transposed in step_products(spec, B, T):
+        left = arr(k, m).T if transposed else arr(m, k)
+        jobs.append((count, left, arr(k2, n), arr(m, n)))
 
     def products():
-        for _ in range(T):
-            xp.matmul(H_t, W_hh, out=out_t)
-        xp.matmul(H_all, W_hq, out=logits)
-        xp.matmul(dlogits, W_hq.T, out=dZ_all)
-        for _ in range(T):
-            xp.matmul(H_t, W_hhT, out=out_t)
-        xp.matmul(H_all.T, dZ_all, out=dW_hh)
-        xp.matmul(H_all.T, dlogits, out=dW_hq)
-        xp.matmul(onehot.T, dZ_all, out=dW_xh)
+        for count, a, b, out in jobs:
+            for _ in range(count):
+                xp.matmul(a, b, out=out)
 
     return products
 
 
-def engine_step(B, T, H, V, backend, dtype="float32"):
+def engine_step(spec, B, T, backend, dtype="float32"):
     """A function that runs one full training step (forward, loss, backward, clip, SGD),
     with the state carried between calls as in sequential training."""
-    cfg = Config(batch_size=B, num_steps=T, num_hiddens=H, dtype=dtype)
-    params = init_params(V, H, backend=backend, seed=0, dtype=dtype)
-    X, Y = _batch(B, T, V)
+    cfg = Config(batch_size=B, num_steps=T, num_hiddens=spec.num_hiddens, dtype=dtype, cell=spec.cell,
+                 num_layers=spec.num_layers, embed_size=spec.embed_size)
+    params = init_params(spec.vocab_size, spec.num_hiddens, cell=spec.cell, num_layers=spec.num_layers,
+                         embed_size=spec.embed_size or None, backend=backend, seed=0, dtype=dtype)
+    X, Y = _batch(B, T, spec.vocab_size)
     workspace = Workspace()
     state = {"H": None}
 
@@ -98,57 +117,81 @@ def engine_step(B, T, H, V, backend, dtype="float32"):
     return step
 
 
-def profile_step(B, T, H, V, backend, repeats=10, dtype="float32"):
-    """Seconds per phase of one training step (medians), plus the subnormal floats found."""
+def profile_step(spec, B, T, backend, repeats=10, dtype="float32"):
+    """Seconds per phase of one training step (medians), plus the subnormal floats
+    found in dlogits and the gradients at the pre-activations. The phases are
+    rnn_forward's and rnn_backward's own functions, called in their order."""
     xp = backend.xp
-    params = init_params(V, H, backend=backend, seed=0, dtype=dtype)
+    cell, H, V, L = CELLS[spec.cell], spec.num_hiddens, spec.vocab_size, spec.num_layers
+    params = init_params(V, H, cell=spec.cell, num_layers=L, embed_size=spec.embed_size or None,
+                         backend=backend, seed=0, dtype=dtype)
     X, Y = _batch(B, T, V)
-    W_xh, W_hh, b_h, W_hq, b_q = (params[k] for k in PARAM_NAMES)
     ids, y = backend.asarray(X.T.reshape(-1)), backend.asarray(Y.T.reshape(-1))
     ws = Workspace()
-    Hs = ws.get("Hs", (T + 1, B, H), W_hh.dtype, xp)
-    Hs[0] = 0
-    H_all, H_prev_all = Hs[1:].reshape(T * B, H), Hs[:-1].reshape(T * B, H)
-    bufs = {name: ws.get(name, shape, W_hh.dtype, xp) for name, shape in
-            [("step", (B, H)), ("logits", (T * B, V)), ("W_hhT", (H, H)), ("dZ", (T, B, H)),
-             ("dphi", (T, B, H)), ("dW_hq", (H, V)), ("dW_hh", (H, H))]}
-    held = {}
-
-    def lookup():
-        input_forward(W_xh, b_h, ids, out=H_all)
-
-    def rec_fwd():
-        recurrence_forward(Hs, W_hh, "tanh", bufs["step"])
-        bufs["W_hhT"][...] = W_hh.T
-
-    def out_fwd():
-        output_forward(H_all, W_hq, b_q, out=bufs["logits"])
-
-    def loss():
-        held["dlogits"] = softmax_cross_entropy(bufs["logits"], y)[1]
-
-    def out_bwd():
-        held["db_q"] = output_backward(held["dlogits"], H_all, W_hq, bufs["dW_hq"], bufs["dZ"].reshape(T * B, H))
-
-    def rec_bwd():
-        held["dH0"] = recurrence_backward(bufs["dZ"], Hs, bufs["W_hhT"], "tanh", bufs["dphi"], xp.zeros((B, H), W_hh.dtype))
+    dtype = params["W_hq"].dtype
+    held = {"states": split_state(None, spec, B), "layers": [None] * L, "dA": [None] * L, "grads": {}}
 
     def weights():
-        held["dW_xh"], held["db_h"] = weight_backward(bufs["dZ"].reshape(T * B, H), H_prev_all, ids, V, bufs["dW_hh"])
+        held["prep"] = prepare(params, ws, spec)
 
-    def grads():
-        return {"W_xh": held["dW_xh"], "W_hh": bufs["dW_hh"], "b_h": held["db_h"], "W_hq": bufs["dW_hq"],
-                "b_q": held["db_q"]}
+    def lookup():
+        held["X_in"] = [input_forward(held["prep"], ids, ws, T, B)[0]] + [None] * L
+
+    def layer_fwd(layer):
+        def run():
+            A = layer_input_forward(held["prep"], layer, held["X_in"][layer], ids, ws, T, B)
+            Hs, _, c = cell.sequence_forward(A, held["states"][layer], held["prep"]["layers"][layer]["recurrent"],
+                                             ws, f"l{layer}.", "tanh")
+            held["layers"][layer], held["X_in"][layer + 1] = c, Hs[1:].reshape(T * B, H)
+        return run
+
+    def out_fwd():
+        held["logits"] = output_forward(held["X_in"][L], params["W_hq"], params["b_q"],
+                                        out=ws.get("logits", (T * B, V), dtype, xp))
+
+    def loss():
+        held["dlogits"] = softmax_cross_entropy(held["logits"], y)[1]
+
+    def out_bwd():
+        held["dHs"] = ws.get(f"l{L - 1}.dHs", (T, B, H), dtype, xp)
+        held["grads"]["W_hq"] = ws.get("dW_hq", (H, V), dtype, xp)
+        held["grads"]["b_q"] = output_backward(held["dlogits"], held["X_in"][L], params["W_hq"], held["grads"]["W_hq"],
+                                               held["dHs"].reshape(T * B, H))
+
+    def layer_bwd(layer):
+        def run():
+            dA, _, dW_h = cell.sequence_backward(held["dHs"], held["layers"][layer], None)
+            held["dA"][layer] = dA.reshape(T * B, dA.shape[2])
+            held["grads"].update({f"W_h{g}_{layer}": d for g, d in zip(cell.GATES, dW_h)})
+        return run
+
+    def layer_weights(layer):
+        def run():
+            X_in = held["X_in"][layer]
+            dX = ws.get(f"l{layer - 1}.dHs" if layer else "dE", X_in.shape, dtype, xp) if X_in is not None else None
+            dW_x, db = layer_backward(held["prep"], layer, held["dA"][layer], X_in, ids, ws, dX)
+            held["grads"].update({f"W_x_{layer}": dW_x, f"b_{layer}": db})
+            if layer:
+                held["dHs"] = dX.reshape(T, B, H)
+            elif spec.embed_size:
+                held["grads"]["W_emb"] = backend.index_add(ids, dX, V)
+        return run
 
     def clip():
-        clip_grad_norm(grads(), 1.0)
+        clip_grad_norm(held["grads"], 1.0)
+
+    zero_grads = {name: xp.zeros(shape, dtype) for name, shape in param_shapes(spec).items()}
 
     def update():
-        sgd(params, grads(), 0.0)  # lr 0: the same work, and the model stays put
+        sgd(params, zero_grads, 0.0)  # lr 0: the same work, and the model stays put
 
-    phases = [("lookup (X·W_xh + b_h)", lookup), ("recurrence forward", rec_fwd), ("output layer", out_fwd),
-              ("loss", loss), ("output backward", out_bwd), ("recurrence backward", rec_bwd),
-              ("weight gradients", weights), ("clip", clip), ("sgd", update)]
+    phases = [("weight copies", weights), ("input lookup", lookup)]
+    phases += [(f"layer {layer} forward", layer_fwd(layer)) for layer in range(L)]
+    phases += [("output layer", out_fwd), ("loss", loss), ("output backward", out_bwd)]
+    for layer in range(L - 1, -1, -1):
+        phases += [(f"layer {layer} recurrence backward", layer_bwd(layer)),
+                   (f"layer {layer} weight gradients", layer_weights(layer))]
+    phases += [("clip", clip), ("sgd", update)]
     times = {name: [] for name, _ in phases}
     for r in range(repeats + 1):
         for name, fn in phases:
@@ -158,20 +201,22 @@ def profile_step(B, T, H, V, backend, repeats=10, dtype="float32"):
             backend.synchronize()  # deliberate sync: per-phase timing
             if r:  # the first round warms up
                 times[name].append(time.perf_counter() - start)
-    tiny = np.finfo(W_hh.dtype).tiny
+    tiny = np.finfo(dtype).tiny
     subnormal = sum(int(((a != 0) & (abs(a) < tiny)).sum()) for a in
-                    [backend.to_numpy(bufs["dZ"]), backend.to_numpy(held["dlogits"]), backend.to_numpy(held["dH0"])])
+                    [backend.to_numpy(held["dlogits"])] + [backend.to_numpy(d) for d in held["dA"]])
     return {name: float(np.median(t)) for name, t in times.items()}, subnormal
 
 
-def bench_config(name, backend, threads, warmup=3, repeats=10):
+def bench_config(name, backend, threads, warmup=3, repeats=10, *, cell="rnn", num_layers=1, embed_size=0,
+                 num_hiddens=None):
     B, T, H, V = CONFIGS[name]
-    floor, step = interleaved_times([floor_products(B, T, H, V, backend), engine_step(B, T, H, V, backend)],
+    spec = Spec(cell, num_layers, V, num_hiddens or H, embed_size)
+    floor, step = interleaved_times([floor_products(spec, B, T, backend), engine_step(spec, B, T, backend)],
                                     backend, warmup, repeats)
     return {
-        "config": name, "batch_size": B, "num_steps": T, "num_hiddens": H, "vocab_size": V,
+        "config": name, "cell": cell, "num_layers": num_layers, "embed_size": embed_size,
+        "batch_size": B, "num_steps": T, "num_hiddens": spec.num_hiddens, "vocab_size": V,
         "device": backend.name, "threads": threads, "dtype": "float32",
         "step_ms": step * 1e3, "floor_ms": floor * 1e3,
         "tokens_per_s": B * T / step, "floor_tokens_per_s": B * T / floor, "ratio": step / floor,
     }
-

@@ -1,11 +1,12 @@
 """Checkpoints: one .npz of plain arrays, written atomically, read without pickle.
 
 Members:
-    W_xh, W_hh, b_h, W_hq, b_q   the parameters (float32 or float64)
+    W_xh, W_hh, b_h, W_hq, b_q   the parameters (float32 or float64), under their own
+                                names: those of the config's cell, layers and embedding
     vocab                       the tokens, a 1-D unicode array, id order
     config                      the run's Config as JSON text
     state                       epoch, position, RNG state and metrics as JSON text
-    H                           the carried hidden state, when saved mid-epoch
+    H, C                        the carried state (C for the LSTM), when saved mid-epoch
     format                      "minirnn-checkpoint-1"
 
 Reading parses each member's .npy header first and refuses object arrays before
@@ -25,7 +26,7 @@ from .config import Config
 from .data import Vocab
 from .errors import CheckpointError, MinirnnError
 from .backend import backend_of
-from .model import PARAM_NAMES
+from .model import Spec, param_shapes
 from .train import TrainState
 
 FORMAT = "minirnn-checkpoint-1"
@@ -33,7 +34,8 @@ STATE_KEYS = tuple(f.name for f in dataclasses.fields(TrainState) if f.name not 
 
 
 class Checkpoint:
-    """A loaded checkpoint: params (host arrays), vocab, config, state dict, H or None."""
+    """A loaded checkpoint: params (host arrays), vocab, config, state dict, and H:
+    the carried state (an array, the pair (H, C) for the LSTM) or None."""
 
     def __init__(self, params, vocab, config, state, H=None):
         self.params, self.vocab, self.config, self.state, self.H = params, vocab, config, state, H
@@ -41,13 +43,14 @@ class Checkpoint:
 
 def save(path, params, vocab, config, state=None, H=None):
     """Write a checkpoint atomically; host copies are made of device arrays."""
-    arrays = {k: backend_of(params[k]).to_numpy(params[k]) for k in PARAM_NAMES}  # deliberate host sync
+    arrays = {k: backend_of(v).to_numpy(v) for k, v in params.items()}  # deliberate host sync
     arrays["vocab"] = np.array(vocab.idx_to_token)
     arrays["config"] = np.array(json.dumps(config.to_dict()))
     arrays["state"] = np.array(json.dumps(state or {}))
     arrays["format"] = np.array(FORMAT)
     if H is not None:
-        arrays["H"] = backend_of(H).to_numpy(H)
+        for name, part in zip(("H", "C"), H if isinstance(H, tuple) else (H,)):
+            arrays[name] = backend_of(part).to_numpy(part)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -121,12 +124,21 @@ def _text(arrays, key, path):
 
 
 def _validate(arrays, path):
-    missing = [k for k in PARAM_NAMES + ("vocab", "config", "state", "format") if k not in arrays]
+    missing = [k for k in ("W_hq", "b_q", "vocab", "config", "state", "format") if k not in arrays]
     if missing:
         raise CheckpointError(f"checkpoint {path}: missing member(s) {', '.join(missing)}; was it written by minirnn?")
     if _text(arrays, "format", path) != FORMAT:
         raise CheckpointError(f"checkpoint {path}: unknown format {_text(arrays, 'format', path)!r}, expected {FORMAT!r}")
-    params = {k: arrays[k] for k in PARAM_NAMES}
+    config = Config.from_dict(json.loads(_text(arrays, "config", path)))
+    if arrays["W_hq"].ndim != 2:
+        raise CheckpointError(f"checkpoint {path}: W_hq must be 2-D (H, V), got shape {arrays['W_hq'].shape}")
+    H, V = arrays["W_hq"].shape
+    expected = param_shapes(Spec(config.cell, config.num_layers, V, H, config.embed_size))
+    missing = [k for k in expected if k not in arrays]
+    if missing:
+        raise CheckpointError(f"checkpoint {path}: missing member(s) {', '.join(missing)} of its "
+                              f"{config.num_layers}-layer {config.cell} model; was it written by minirnn?")
+    params = {k: arrays[k] for k in expected}
     dtypes = {str(a.dtype) for a in params.values()}
     if len(dtypes) != 1 or dtypes.pop() not in ("float32", "float64"):
         raise CheckpointError(f"checkpoint {path}: parameters must all be float32 or all float64, got "
@@ -135,13 +147,10 @@ def _validate(arrays, path):
     if bad:
         raise CheckpointError(f"checkpoint {path}: {', '.join(bad)} hold NaN or inf (a diverged run?); "
                               f"use an earlier checkpoint")
-    if params["W_xh"].ndim != 2:
-        raise CheckpointError(f"checkpoint {path}: W_xh must be 2-D (V, H), got shape {params['W_xh'].shape}")
-    V, H = params["W_xh"].shape
-    expected = {"W_xh": (V, H), "W_hh": (H, H), "b_h": (H,), "W_hq": (H, V), "b_q": (V,)}
     for k, shape in expected.items():
         if params[k].shape != shape:
-            raise CheckpointError(f"checkpoint {path}: {k} has shape {params[k].shape}, expected {shape} (V={V}, H={H})")
+            raise CheckpointError(f"checkpoint {path}: {k} has shape {params[k].shape}, expected {shape} "
+                                  f"(V={V}, H={H}{f', E={config.embed_size}' if config.embed_size else ''})")
     vocab_arr = arrays["vocab"]
     if vocab_arr.dtype.kind != "U" or vocab_arr.ndim != 1:
         raise CheckpointError(f"checkpoint {path}: vocab must be a 1-D text array")
@@ -151,20 +160,30 @@ def _validate(arrays, path):
         raise CheckpointError(f"checkpoint {path}: bad vocabulary: {e}") from None
     if len(vocab) != V:
         raise CheckpointError(f"checkpoint {path}: the vocabulary has {len(vocab)} tokens but the weights expect V={V}")
-    config = Config.from_dict(json.loads(_text(arrays, "config", path)))
-    if config.num_hiddens != H or config.dtype != str(params["W_hh"].dtype):
+    dtype = params["W_hq"].dtype
+    if config.num_hiddens != H or config.dtype != str(dtype):
         raise CheckpointError(f"checkpoint {path}: its config (num_hiddens {config.num_hiddens}, {config.dtype}) "
-                              f"does not match its weights (H={H}, {params['W_hh'].dtype})")
+                              f"does not match its weights (H={H}, {dtype})")
     state = json.loads(_text(arrays, "state", path))
     if not isinstance(state, dict) or (state and set(state) != set(STATE_KEYS)):
         raise CheckpointError(f"checkpoint {path}: the training state is malformed")
     if state:
         _check_state(state, path)
-    H_state = arrays.get("H")
-    if H_state is not None and (H_state.shape != (config.batch_size, H) or H_state.dtype != params["W_hh"].dtype):
-        raise CheckpointError(f"checkpoint {path}: the saved hidden state has shape {H_state.shape}, "
-                              f"expected {(config.batch_size, H)}")
-    return Checkpoint(params, vocab, config, state, H_state)
+    return Checkpoint(params, vocab, config, state, _carried_state(arrays, config, H, dtype, path))
+
+
+def _carried_state(arrays, config, H, dtype, path):
+    """The saved H (and C for the LSTM), checked against the config; None if not saved."""
+    names = ("H", "C") if config.cell == "lstm" else ("H",)
+    parts = [arrays.get(name) for name in names]
+    if all(p is None for p in parts):
+        return None
+    shape = (config.batch_size, H) if config.num_layers == 1 else (config.num_layers, config.batch_size, H)
+    for name, part in zip(names, parts):
+        if part is None or part.shape != shape or part.dtype != dtype:
+            got = "missing" if part is None else f"shape {part.shape}"
+            raise CheckpointError(f"checkpoint {path}: the saved state {name} is {got}, expected shape {shape}")
+    return tuple(parts) if len(parts) > 1 else parts[0]
 
 
 def _check_state(state, path):

@@ -12,7 +12,10 @@ from .errors import UsageError
 
 from .backend import DEVICES, ENV_VAR
 from .data import TEXT_MODES
+from .cells import CELLS
 from .model import ACTIVATIONS
+
+CELL_NAMES = tuple(CELLS)
 
 SAMPLINGS = ("sequential", "random", "reset")
 DTYPES = ("float32", "float64")
@@ -32,7 +35,10 @@ class Config:
     device: str = dataclasses.field(default_factory=lambda: os.environ.get(ENV_VAR, "").strip() or "cpu")
     data: str = None  # None: the book
     text_mode: str = "letters"
-    activation: str = "tanh"
+    cell: str = "rnn"  # rnn | gru | lstm
+    num_layers: int = 1
+    embed_size: int = 0  # 0: one-hot input
+    activation: str = "tanh"  # the rnn cell's φ: tanh | relu
     detach: bool = True  # False: backpropagate through every earlier window of the epoch
     dtype: str = "float32"
     print_every: int = 10
@@ -57,20 +63,24 @@ class Config:
         return Config.from_dict({**self.to_dict(), **changes})
 
     def validated(self):
-        for name in ("batch_size", "num_steps", "num_hiddens", "epochs", "print_every"):
+        for name in ("batch_size", "num_steps", "num_hiddens", "epochs", "print_every", "num_layers"):
             _int(name, getattr(self, name), low=1)
-        for name in ("max_tokens", "seed", "save_every"):
+        for name in ("max_tokens", "seed", "save_every", "embed_size"):
             _int(name, getattr(self, name), low=0)
         _real("lr", self.lr)
         _real("clip", self.clip)
         for name, choices in (("sampling", SAMPLINGS), ("device", DEVICES), ("text_mode", TEXT_MODES),
-                              ("activation", tuple(ACTIVATIONS)), ("dtype", DTYPES)):
+                              ("activation", tuple(ACTIVATIONS)), ("dtype", DTYPES),
+                              ("cell", CELL_NAMES)):
             if getattr(self, name) not in choices:
                 raise UsageError(f"{flag_name(name)} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if self.data is not None and not isinstance(self.data, str):
             raise UsageError(f"--data must be a file path, got {self.data!r}")
         if not isinstance(self.detach, bool):
             raise UsageError(f"detach must be true or false, got {self.detach!r}")
+        if self.activation != "tanh" and self.cell != "rnn":
+            raise UsageError(f"--activation {self.activation} applies to --cell rnn only; the {self.cell} cell has "
+                             f"its own nonlinearities, so drop --activation")
         if not self.detach and self.sampling != "sequential":
             raise UsageError("--no-detach needs --sampling sequential: the other modes reset the state every minibatch")
         return self

@@ -14,7 +14,8 @@ from .backend import array_module, backend_of
 def onehot_forward(table, ids, out):
     """X_t·W_x + b for all T·B rows: one-hot row x_t of X picks row x_t of
     table = W_x + b (V, kH). ids (T·B,); out (T·B, kH)."""
-    return array_module(out).take(table, ids, axis=0, out=out)
+    xp = array_module(out)
+    return xp.take(table, ids, axis=0, out=out)
 
 
 def onehot_backward(dA, ids, V):
@@ -26,7 +27,8 @@ def onehot_backward(dA, ids, V):
 
 def embedding_forward(W_emb, ids, out):
     """E = W_emb[ids]: W_emb (V,E), ids (T·B,), out (T·B,E). Returns (E, cache)."""
-    array_module(out).take(W_emb, ids, axis=0, out=out)
+    xp = array_module(out)
+    xp.take(W_emb, ids, axis=0, out=out)
     return out, (ids, W_emb.shape[0])
 
 

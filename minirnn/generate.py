@@ -16,7 +16,7 @@ import numpy as np
 from .backend import backend_of
 from .data import preprocess
 from .errors import UsageError
-from .model import rnn_forward, rnn_step_forward
+from .model import Workspace, forward_ids, model_spec, prepare, rnn_forward, split_state
 
 NOISE_CHUNK = 4096  # characters of sampling noise drawn and moved at a time
 
@@ -44,33 +44,32 @@ def encode_prefix(prefix, vocab, text_mode="letters"):
 
 def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="letters",
             temperature=None, seed=0):
-    """Return the (preprocessed) prefix followed by num_preds generated characters."""
+    """Return the (preprocessed) prefix followed by num_preds generated characters.
+    Works for every model that params describe (cell, layers, embedding)."""
     num_preds = int(num_preds)
     if num_preds < 0:
         raise ValueError(f"the number of characters to generate must be >= 0, got {num_preds}")
     if temperature is not None and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     ids = encode_prefix(prefix, vocab, text_mode)
-    backend = backend_of(params["W_hh"])
+    backend = backend_of(params["W_hq"])
     xp = backend.xp
-    W_xh, W_hh, b_h, W_hq, b_q = (params[k] for k in ("W_xh", "W_hh", "b_h", "W_hq", "b_q"))
+    spec = model_spec(params)
+    state = None
     if len(ids) > 1:  # warm-up: run the state over all but the last prefix character
-        _, H, _ = rnn_forward(params, ids[None, :-1].astype(np.int64), None, activation=activation)
-    else:
-        H = xp.zeros((1, W_hh.shape[0]), dtype=W_hh.dtype)
+        _, state, _ = rnn_forward(params, ids[None, :-1].astype(np.int64), None, activation=activation)
+    ws = Workspace()
+    prep = prepare(params, ws, spec)  # the weights, side by side, once for all characters
     out = xp.empty(num_preds, dtype=np.int64)  # generated ids, kept on the device
     token = backend.asarray(ids[-1:].astype(np.int64))  # (1,)
-    tmp = xp.empty_like(H)
     rng = np.random.default_rng(seed)
-    table = W_xh + b_h  # a one-hot row X_t picks a row: X_t·W_xh + b_h
     for start in range(0, num_preds, NOISE_CHUNK):
         count = min(NOISE_CHUNK, num_preds - start)
         if temperature is not None:  # Gumbel noise for the next `count` characters, in float64
             noise = backend.asarray(rng.gumbel(size=(count, len(vocab))))
         for i in range(count):
-            Z = xp.take(table, token, axis=0)  # X_t·W_xh + b_h, (1,H)
-            H = rnn_step_forward(Z, H, W_hh, activation, tmp)  # H_t, in Z's buffer
-            logits = (H @ W_hq + b_q)[0]  # (V,)
+            logits, state, _ = forward_ids(prep, token, 1, 1, split_state(state, spec, 1), activation, ws)
+            logits = logits[0]  # (V,)
             if temperature is not None:  # argmax of log p / τ + Gumbel noise samples q ∝ p^(1/τ)
                 logits = (logits - logits.max()).astype(np.float64) / temperature + noise[i]
             token = xp.argmax(logits[None, :], axis=1)  # (1,): stays on the device

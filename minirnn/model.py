@@ -186,20 +186,21 @@ def input_forward(prep, ids, ws, T, B):
     return embedding_forward(prep["W_emb"], ids, out=E)
 
 
-def layer_forward(prep, layer, X_in, ids, state0, ws, T, B, activation):
-    """One layer over the window: its input products over all T·B rows, then the cell.
-    X_in (T·B, I), or None for one-hot ids. Returns (Hs (T+1,B,H), state_T, cache)."""
+def layer_input_forward(prep, layer, X_in, ids, ws, T, B):
+    """One layer's input products X_t·W_x + b for every block, once over all T·B rows,
+    into the cell's input buffer. X_in (T·B, I), or None for one-hot ids (then a row
+    lookup). Returns A (T,B,kH)."""
     spec, w = prep["spec"], prep["layers"][layer]
-    cell, key, H = CELLS[spec.cell], f"l{layer}.", spec.num_hiddens
+    cell, H = CELLS[spec.cell], spec.num_hiddens
     xp, dtype = array_module(w["W_x"]), w["W_x"].dtype
-    A = cell.input_buffer(ws, key, T, B, H, dtype, xp)
+    A = cell.input_buffer(ws, f"l{layer}.", T, B, H, dtype, xp)
     A_rows = A.reshape(T * B, A.shape[2])
     if X_in is None:
         onehot_forward(w["W_x"], ids, out=A_rows)  # X_t·W_x + b: a row lookup
     else:
         xp.matmul(X_in, w["W_x"], out=A_rows)  # X_t·W_x for every block, all T·B rows
         A_rows += w["b"]
-    return cell.sequence_forward(A, state0, w["recurrent"], ws, key, activation)
+    return A
 
 
 def output_forward(H_all, W_hq, b_q, out):
@@ -266,7 +267,9 @@ def forward_ids(prep, ids, T, B, states, activation, ws):
     X_in, emb_cache = input_forward(prep, ids, ws, T, B)
     layers, states_T = [], []
     for layer in range(spec.num_layers):
-        Hs, state_T, cache = layer_forward(prep, layer, X_in, ids, states[layer], ws, T, B, activation)
+        A = layer_input_forward(prep, layer, X_in, ids, ws, T, B)
+        Hs, state_T, cache = CELLS[spec.cell].sequence_forward(A, states[layer], prep["layers"][layer]["recurrent"],
+                                                               ws, f"l{layer}.", activation)
         layers.append({"X_in": X_in, "cell": cache})
         states_T.append(state_T)
         X_in = Hs[1:].reshape(T * B, spec.num_hiddens)  # the next layer reads H_t

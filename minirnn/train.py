@@ -63,7 +63,8 @@ class TrainState:
 
 
 def new_state(cfg, vocab_size, backend):
-    params = init_params(vocab_size, cfg.num_hiddens, backend=backend, seed=cfg.seed, dtype=cfg.dtype)
+    params = init_params(vocab_size, cfg.num_hiddens, cell=cfg.cell, num_layers=cfg.num_layers,
+                         embed_size=cfg.embed_size or None, backend=backend, seed=cfg.seed, dtype=cfg.dtype)
     # A seed fixes the parameters and, through this Generator, every minibatch order.
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 1]))
     return TrainState(params=params, rng_state=rng.bit_generator.state)
@@ -89,7 +90,7 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None):
             # Through small weights the carried gradient shrinks geometrically; once it
             # has underflowed, earlier windows would only add subnormal floats (which
             # slow BLAS on many CPUs) and zeros, so the chain stops there.
-            if backend.underflowed(dH0):
+            if all(backend.underflowed(d) for d in (dH0 if isinstance(dH0, tuple) else (dH0,))):
                 break
             old_grads, dH0 = rnn_backward(None, old, dH0)
             for k in grads:

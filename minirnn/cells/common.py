@@ -10,7 +10,8 @@ from ..backend import array_module
 
 
 def tanh(Z, out):
-    return array_module(Z).tanh(Z, out=out)
+    xp = array_module(Z)
+    return xp.tanh(Z, out=out)
 
 
 def tanh_grad(Y, out):
@@ -20,11 +21,13 @@ def tanh_grad(Y, out):
 
 
 def relu(Z, out):
-    return array_module(Z).maximum(Z, 0, out=out)
+    xp = array_module(Z)
+    return xp.maximum(Z, 0, out=out)
 
 
 def relu_grad(Y, out):
-    return array_module(Y).greater(Y, 0, out=out)
+    xp = array_module(Y)
+    return xp.greater(Y, 0, out=out)
 
 
 def sigmoid(Z, out):

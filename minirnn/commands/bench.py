@@ -19,6 +19,10 @@ def parse(argv, prog="bench.py"):
     p.add_argument("--threads", type=int, default=os.cpu_count(),
                    help=f"BLAS threads, set before NumPy loads (default: all {os.cpu_count()} cores)")
     p.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
+    p.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="rnn", help="recurrent cell (default rnn)")
+    p.add_argument("--num-layers", type=int, default=1, help="stacked layers, L (default 1)")
+    p.add_argument("--embed-size", type=int, default=0, help="embedding size E; 0 means one-hot input (default 0)")
+    p.add_argument("--num-hiddens", type=int, help="hidden units H, overriding each config's own")
     p.add_argument("--repeats", type=int, default=10, help="timed repeats; the median is reported (default 10)")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per config, one per line")
@@ -33,21 +37,27 @@ def main(argv, prog="bench.py"):
 
     if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
         raise UsageError("--threads and --repeats must be >= 1, --warmup >= 0")
+    if args.num_layers < 1 or args.embed_size < 0 or (args.num_hiddens is not None and args.num_hiddens < 1):
+        raise UsageError("--num-layers and --num-hiddens must be >= 1, --embed-size >= 0")
     if str(args.threads) != blas_threads():
         raise UsageError(f"--threads {args.threads} was not set before NumPy loaded; "
                          f"run it as a command (minirnn bench, or python scripts/bench.py)")
 
     from minirnn.backend import get_backend
     from minirnn.bench import CONFIGS, bench_config, profile_step
+    from minirnn.model import Spec
 
     backend = get_backend(args.device)
     if not args.json:
-        print(f"device {backend.name}, {args.threads} BLAS thread(s), float32, "
+        model = (f"{args.num_layers}-layer {args.cell}" + (f", embedding {args.embed_size}" if args.embed_size else "")
+                 + (f", H={args.num_hiddens}" if args.num_hiddens else ""))
+        print(f"{model}; device {backend.name}, {args.threads} BLAS thread(s), float32, "
               f"median of {args.repeats} after {args.warmup} warm-up steps")
         print(f"{'config':<7} {'B/T/H/V':<16} {'step ms':>9} {'floor ms':>9} {'tokens/s':>10} "
               f"{'floor tok/s':>11} {'step/floor':>10}")
     for name in args.configs:
-        r = bench_config(name, backend, args.threads, warmup=args.warmup, repeats=args.repeats)
+        r = bench_config(name, backend, args.threads, warmup=args.warmup, repeats=args.repeats, cell=args.cell,
+                         num_layers=args.num_layers, embed_size=args.embed_size, num_hiddens=args.num_hiddens)
         if args.json:
             print(json.dumps(r), flush=True)
         else:
@@ -55,11 +65,13 @@ def main(argv, prog="bench.py"):
             print(f"{name:<7} {shape:<16} {r['step_ms']:9.2f} {r['floor_ms']:9.2f} {r['tokens_per_s']:10.0f} "
                   f"{r['floor_tokens_per_s']:11.0f} {r['ratio']:10.3f}", flush=True)
         if args.profile:
-            phases, subnormal = profile_step(*CONFIGS[name], backend, repeats=args.repeats)
+            B, T, H, V = CONFIGS[name]
+            spec = Spec(args.cell, args.num_layers, V, args.num_hiddens or H, args.embed_size)
+            phases, subnormal = profile_step(spec, B, T, backend, repeats=args.repeats)
             total = sum(phases.values())
-            print(f"  profile of {name} (sum of phases {total * 1e3:.2f} ms; subnormal floats in dZ, "
-                  f"dlogits, dH0: {subnormal})")
+            print(f"  profile of {name} (sum of phases {total * 1e3:.2f} ms; subnormal floats in dlogits "
+                  f"and the pre-activation gradients: {subnormal})")
             for phase, t in phases.items():
-                print(f"    {phase:<24} {t * 1e3:8.3f} ms {100 * t / total:6.1f}%")
+                print(f"    {phase:<32} {t * 1e3:8.3f} ms {100 * t / total:6.1f}%")
     return 0
 

@@ -17,7 +17,7 @@ from minirnn import checkpoint
 from minirnn.atomic import atomic_write, check_writable
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, StopFlag, invocation
-from minirnn.config import ACTIVATIONS, DEVICES, DTYPES, SAMPLINGS, TEXT_MODES, Config, flag_name
+from minirnn.config import ACTIVATIONS, CELL_NAMES, DEVICES, DTYPES, SAMPLINGS, TEXT_MODES, Config, flag_name
 from minirnn.data import load_corpus
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
 from minirnn.generate import predict
@@ -43,7 +43,11 @@ def parse(argv, prog="train.py"):
     a("--device", choices=DEVICES, help="cpu, gpu (CuPy) or auto (default: $MINIRNN_DEVICE, else cpu)")
     a("--data", help="a UTF-8 text file to train on (default: The Time Machine)")
     a("--text-mode", choices=TEXT_MODES, help=f"letters: the book's preprocessing; raw: every character (default {D.text_mode})")
-    a("--activation", choices=tuple(ACTIVATIONS), help=f"hidden activation (default {D.activation})")
+    a("--cell", choices=CELL_NAMES, help=f"recurrent cell: rnn, gru or lstm (default {D.cell})")
+    a("--num-layers", type=int, help=f"stacked recurrent layers, L (default {D.num_layers})")
+    a("--embed-size", type=int, help="learnable embedding of this size, E, instead of one-hot input; "
+                                     f"0 means one-hot (default {D.embed_size})")
+    a("--activation", choices=tuple(ACTIVATIONS), help=f"the rnn cell's activation (default {D.activation})")
     a("--no-detach", dest="detach", action="store_false",
       help="backpropagate through every earlier window of the epoch (slow; sequential only)")
     a("--dtype", choices=DTYPES, help=f"training precision (default {D.dtype})")
@@ -82,7 +86,8 @@ def main(argv, prog="train.py"):
             raise DataError(f"the text of {cfg.data or 'the book'} no longer gives the checkpoint's vocabulary; "
                             f"resume with the text the run started on")
         params = {k: backend.asarray(v) for k, v in ckpt.params.items()}
-        H = None if ckpt.H is None else backend.asarray(ckpt.H)
+        H = None if ckpt.H is None else (tuple(backend.asarray(h) for h in ckpt.H) if isinstance(ckpt.H, tuple)
+                                         else backend.asarray(ckpt.H))
         if not ckpt.state:
             raise CheckpointError(f"checkpoint {resume} holds a model but no training state, so it cannot be resumed")
         state = state_from_dict(ckpt.state, params, H)
@@ -114,7 +119,7 @@ def main(argv, prog="train.py"):
               f"raise --epochs to train on")
         return 0
     print(f"training on {backend.name}: {len(corpus.train)} tokens (held out: {len(corpus.heldout)}), "
-          f"vocab {len(vocab)}, B={cfg.batch_size} T={cfg.num_steps} H={cfg.num_hiddens}, "
+          f"vocab {len(vocab)}, {model_name(cfg)}, B={cfg.batch_size} T={cfg.num_steps} H={cfg.num_hiddens}, "
           f"lr {cfg.lr}, clip {cfg.clip or 'off'}, {cfg.sampling}"
           + (f", resuming at epoch {state.epoch + 1}" if ckpt else ""), flush=True)
     finishing = "the current minibatch" if cfg.detach else "the current epoch (--no-detach)"
@@ -136,6 +141,12 @@ def main(argv, prog="train.py"):
     print(sample(state.params))
     print(sample(state.params, "traveller"))
     return 0
+
+
+def model_name(cfg):
+    """'rnn', '2-layer lstm, embedding 32', ..."""
+    return ((f"{cfg.num_layers}-layer " if cfg.num_layers > 1 else "") + cfg.cell
+            + (f", embedding {cfg.embed_size}" if cfg.embed_size else ""))
 
 
 def _resume_config(saved, given):
