@@ -25,6 +25,7 @@ import numpy as np
 from .backend import array_module, backend_of, get_backend
 from .cells import CELLS
 from .cells.common import ACTIVATIONS
+from .dropout import dropout_backward, dropout_forward
 from .embedding import embedding_backward, embedding_forward, onehot_backward, onehot_forward
 
 PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hq", "b_q")  # the default model's parameters
@@ -186,10 +187,10 @@ def input_forward(prep, ids, ws, T, B):
     return embedding_forward(prep["W_emb"], ids, out=E)
 
 
-def layer_input_forward(prep, layer, X_in, ids, ws, T, B):
+def layer_input_forward(prep, layer, X_in, ids, ws, T, B, token_mask=None):
     """One layer's input products X_t·W_x + b for every block, once over all T·B rows,
     into the cell's input buffer. X_in (T·B, I), or None for one-hot ids (then a row
-    lookup). Returns A (T,B,kH)."""
+    lookup, whose one-hot rows dropout scales by token_mask (T·B, 1)). Returns A (T,B,kH)."""
     spec, w = prep["spec"], prep["layers"][layer]
     cell, H = CELLS[spec.cell], spec.num_hiddens
     xp, dtype = array_module(w["W_x"]), w["W_x"].dtype
@@ -197,6 +198,10 @@ def layer_input_forward(prep, layer, X_in, ids, ws, T, B):
     A_rows = A.reshape(T * B, A.shape[2])
     if X_in is None:
         onehot_forward(w["W_x"], ids, out=A_rows)  # X_t·W_x + b: a row lookup
+        if token_mask is not None:  # dropout on the one-hot X_t: (X_t ⊙ m)·W_x + b = m·(X_t·W_x) + b
+            A_rows -= w["b"]
+            A_rows *= token_mask
+            A_rows += w["b"]
     else:
         xp.matmul(X_in, w["W_x"], out=A_rows)  # X_t·W_x for every block, all T·B rows
         A_rows += w["b"]
@@ -220,12 +225,16 @@ def output_backward(dlogits, H_all, W_hq, dW_hq, dH_out):
     return dlogits.sum(axis=0)  # into b_q
 
 
-def layer_backward(prep, layer, dA, X_in, ids, ws, dX_in):
+def layer_backward(prep, layer, dA, X_in, ids, ws, dX_in, token_mask=None):
     """The input blocks' weight gradients from dA (T·B, kH), the gradient at the
     pre-activations, once over all rows; and dL/dX_in = dA·W_xᵀ into dX_in (T·B, I)
     when a layer or an embedding lies below. Returns (dW_x (I,kH), db (kH,))."""
     spec, w = prep["spec"], prep["layers"][layer]
     xp = array_module(dA)
+    if X_in is None and token_mask is not None:  # one-hot rows scaled by dropout
+        dA_kept = ws.get("l0.dA_kept", dA.shape, dA.dtype, xp)
+        xp.multiply(dA, token_mask, out=dA_kept)
+        return onehot_backward(dA_kept, ids, spec.vocab_size)[0], dA.sum(axis=0)  # into W_x's rows, and b
     if X_in is None:
         return onehot_backward(dA, ids, spec.vocab_size)  # into the looked-up rows of W_x, and b
     dW_x = ws.get(f"l{layer}.dW_x", w["W_x"].shape, dA.dtype, xp)
@@ -235,7 +244,7 @@ def layer_backward(prep, layer, dA, X_in, ids, ws, dX_in):
 
 
 # ----------------------------------------------------------------------------- the sequence
-def rnn_forward(params, X, state, *, activation="tanh", workspace=None):
+def rnn_forward(params, X, state, *, activation="tanh", workspace=None, masks=None):
     """Run the model over a minibatch.
 
     X (B,T) integer token ids (an array or nested lists), best passed as a host
@@ -244,6 +253,7 @@ def rnn_forward(params, X, state, *, activation="tanh", workspace=None):
     Returns (logits, state_T, cache): logits (T·B, V) time-major, so row t·B + b is
     step t of sequence b, as the book's torch.cat(outputs, dim=0); state_T fresh
     arrays, in the form of state. workspace: a Workspace to reuse buffers across calls.
+    masks: dropout masks from dropout.dropout_masks (None: no dropout).
     """
     spec = model_spec(params)
     X = check_tokens(X, spec.vocab_size)
@@ -257,25 +267,32 @@ def rnn_forward(params, X, state, *, activation="tanh", workspace=None):
     ws = workspace if workspace is not None else Workspace()
     xp = array_module(params["W_hq"])
     ids = xp.asarray(X.T.reshape(-1))  # (T·B,) time-major token ids
-    return forward_ids(prepare(params, ws, spec), ids, T, B, states, activation, ws)
+    return forward_ids(prepare(params, ws, spec), ids, T, B, states, activation, ws, masks)
 
 
-def forward_ids(prep, ids, T, B, states, activation, ws):
+def forward_ids(prep, ids, T, B, states, activation, ws, masks=None):
     """rnn_forward on prepared weights and device ids (T·B,), already checked; states
     is one tuple per layer. Generation calls this once per character."""
     spec = prep["spec"]
+    masks = masks or [None] * (spec.num_layers + 1)
+    if len(masks) != spec.num_layers + 1:
+        raise ValueError(f"masks: expected {spec.num_layers + 1} (one per layer input and one for the output), "
+                         f"got {len(masks)}; draw them with dropout.dropout_masks")
     X_in, emb_cache = input_forward(prep, ids, ws, T, B)
     layers, states_T = [], []
     for layer in range(spec.num_layers):
-        A = layer_input_forward(prep, layer, X_in, ids, ws, T, B)
+        X_in = _dropped(X_in, masks[layer], ws, f"l{layer}.X_drop")
+        A = layer_input_forward(prep, layer, X_in, ids, ws, T, B, masks[0] if X_in is None else None)
         Hs, state_T, cache = CELLS[spec.cell].sequence_forward(A, states[layer], prep["layers"][layer]["recurrent"],
                                                                ws, f"l{layer}.", activation)
         layers.append({"X_in": X_in, "cell": cache})
         states_T.append(state_T)
         X_in = Hs[1:].reshape(T * B, spec.num_hiddens)  # the next layer reads H_t
-    logits = output_forward(X_in, prep["W_hq"], prep["b_q"],
+    X_out = _dropped(X_in, masks[-1], ws, "out.X_drop")
+    logits = output_forward(X_out, prep["W_hq"], prep["b_q"],
                             out=ws.get("logits", (T * B, spec.vocab_size), X_in.dtype, array_module(X_in)))
-    cache = {"prep": prep, "ids": ids, "T": T, "B": B, "layers": layers, "emb": emb_cache, "ws": ws}
+    cache = {"prep": prep, "ids": ids, "T": T, "B": B, "layers": layers, "emb": emb_cache, "ws": ws,
+             "X_out": X_out, "masks": masks}
     return logits, join_state(states_T, spec), cache
 
 
@@ -290,7 +307,7 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None):
     when the state was always H, still accepted.
     """
     dstate_T = dH_T if dstate_T is None else dstate_T
-    prep, ids, T, B, ws = (cache[k] for k in ("prep", "ids", "T", "B", "ws"))
+    prep, ids, T, B, ws, masks = (cache[k] for k in ("prep", "ids", "T", "B", "ws", "masks"))
     spec, cell = prep["spec"], CELLS[prep["spec"].cell]
     H, V, L = spec.num_hiddens, spec.vocab_size, spec.num_layers
     xp, dtype = array_module(prep["W_hq"]), prep["W_hq"].dtype
@@ -303,8 +320,9 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None):
         dW_hq[...], dHs[...] = 0, 0
         db_q = xp.zeros(V, dtype=dtype)
     else:
-        H_top = cache["layers"][top]["cell"]["Hs"][1:].reshape(T * B, H)
-        db_q = output_backward(dlogits, H_top, prep["W_hq"], dW_hq, dH_out=dHs.reshape(T * B, H))
+        db_q = output_backward(dlogits, cache["X_out"], prep["W_hq"], dW_hq, dH_out=dHs.reshape(T * B, H))
+        if masks[-1] is not None:
+            dropout_backward(dHs.reshape(T * B, H), masks[-1])  # into the top layer's H_t
     dstates_0 = [None] * L
     for layer in range(top, -1, -1):
         X_in = cache["layers"][layer]["X_in"]
@@ -312,7 +330,9 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None):
         dA = dA.reshape(T * B, dA.shape[2])
         below = layer > 0 or spec.embed_size
         dX_in = ws.get(f"l{layer - 1}.dHs" if layer else "dE", X_in.shape, dtype, xp) if below else None
-        dW_x, db = layer_backward(prep, layer, dA, X_in, ids, ws, dX_in)
+        dW_x, db = layer_backward(prep, layer, dA, X_in, ids, ws, dX_in, masks[0] if X_in is None else None)
+        if below and masks[layer] is not None:
+            dropout_backward(dX_in, masks[layer])  # into the layer's input, before dropout
         s = layer_suffix(layer)
         for i, g in enumerate(cell.GATES):
             grads[f"W_x{g}{s}"] = dW_x[:, i * H:(i + 1) * H]
@@ -335,6 +355,13 @@ def kink_pattern(cache):
         return None
     backend = backend_of(layers[0]["Hs"])
     return np.concatenate([backend.to_numpy(c["Hs"][1:] > 0).ravel() for c in layers])  # deliberate host sync: a checker
+
+
+def _dropped(X, mask, ws, name):
+    """X ⊙ mask into a buffer of the workspace; X itself when there is no mask (or no X)."""
+    if X is None or mask is None:
+        return X
+    return dropout_forward(X, mask, out=ws.get(name, X.shape, X.dtype, array_module(X)))
 
 
 # ----------------------------------------------------------------------------- states and ids

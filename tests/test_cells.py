@@ -334,3 +334,59 @@ def test_relu_with_a_gated_cell_is_a_clear_error():
 def test_init_params_refuses_dtypes_training_does_not_support(bad):
     with pytest.raises(ValueError, match="float32.*float64"):
         init_params(5, 4, dtype=bad)
+
+
+# ----------------------------------------------------------------------------- dropout
+@given(st.sampled_from(CELLS), st.integers(1, 3), st.sampled_from([0, 3]), st.integers(1, 3), st.integers(1, 4),
+       st.sampled_from([0.2, 0.5]), seeds)
+def test_gradients_with_dropout_masks_held_fixed(cell, layers, E, B, T, p, seed):
+    from minirnn.dropout import dropout_masks
+    from minirnn.model import model_spec
+
+    rng = np.random.default_rng(seed)
+    V, H = 5, 4
+    params = drawn_params(rng, V, H, cell, layers, E, scale=0.6)
+    X, Y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
+    masks = dropout_masks(model_spec(params), T, B, p, np.random.default_rng(seed), params["W_hq"])
+
+    def f():
+        logits, _, _ = rnn_forward(params, X, None, masks=masks)
+        return float(softmax_cross_entropy(logits, Y.T.reshape(-1))[0])
+
+    logits, _, cache = rnn_forward(params, X, None, masks=masks)
+    _, dlogits = softmax_cross_entropy(logits, Y.T.reshape(-1))
+    grads = {k: v.copy() for k, v in rnn_backward(dlogits, cache)[0].items()}
+    for name, x in params.items():
+        assert rel_error(grads[name], central_difference(f, x)) <= TOL, name
+
+
+def test_dropout_masks_are_inverted_and_seeded():
+    from minirnn.dropout import dropout_masks
+    from minirnn.model import model_spec
+
+    spec = model_spec(init_params(10, 64, cell="lstm", num_layers=2, embed_size=8))
+    like = np.zeros(1, "float32")
+    masks = dropout_masks(spec, 50, 40, 0.3, np.random.default_rng(1), like)
+    assert [m.shape for m in masks] == [(2000, 8), (2000, 64), (2000, 64)]
+    for m in masks:
+        assert set(np.unique(m)) <= {0.0, np.float32(1 / 0.7)}
+        assert abs(m.mean() - 1.0) < 0.03  # kept units are scaled by 1/(1 - p): the mean input is unchanged
+    again = dropout_masks(spec, 50, 40, 0.3, np.random.default_rng(1), like)
+    assert all(np.array_equal(a, b) for a, b in zip(masks, again))
+    assert dropout_masks(spec, 50, 40, 0.0, np.random.default_rng(1), like) is None
+    onehot = model_spec(init_params(10, 8))
+    assert dropout_masks(onehot, 3, 2, 0.5, np.random.default_rng(0), like)[0].shape == (6, 1)  # a token at a time
+
+
+def test_dropout_changes_training_outputs_only():
+    """With masks the forward differs; without (evaluation, generation) it is the plain model."""
+    from minirnn.dropout import dropout_masks
+    from minirnn.model import model_spec
+
+    params = init_params(6, 8, cell="gru", num_layers=2, dtype="float64", seed=2)
+    X = np.random.default_rng(0).integers(0, 6, (3, 5))
+    plain = rnn_forward(params, X, None)[0].copy()
+    masks = dropout_masks(model_spec(params), 5, 3, 0.5, np.random.default_rng(0), params["W_hq"])
+    dropped = rnn_forward(params, X, None, masks=masks)[0].copy()
+    assert not np.allclose(plain, dropped)
+    np.testing.assert_array_equal(rnn_forward(params, X, None)[0], plain)
