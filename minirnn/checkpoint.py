@@ -6,6 +6,8 @@ Members:
     config                      the run's Config as JSON text
     state                       epoch, position, RNG state and metrics as JSON text
     H                           the carried hidden state, when saved mid-epoch
+    outputs                     where the run writes its log and plot, as JSON text
+                                (optional), so that a resumed run continues them
     format                      "minirnn-checkpoint-1"
 
 Reading parses each member's .npy header first and refuses object arrays before
@@ -33,13 +35,18 @@ STATE_KEYS = tuple(f.name for f in dataclasses.fields(TrainState) if f.name not 
 
 
 class Checkpoint:
-    """A loaded checkpoint: params (host arrays), vocab, config, state dict, H or None."""
+    """A loaded checkpoint: params (host arrays), vocab, config, state dict, H or None,
+    outputs ({"log": path, "plot": path}, either may be absent)."""
 
-    def __init__(self, params, vocab, config, state, H=None):
+    def __init__(self, params, vocab, config, state, H=None, outputs=None):
         self.params, self.vocab, self.config, self.state, self.H = params, vocab, config, state, H
+        self.outputs = outputs or {}
 
 
-def save(path, params, vocab, config, state=None, H=None):
+OUTPUTS = ("log", "plot")
+
+
+def save(path, params, vocab, config, state=None, H=None, outputs=None):
     """Write a checkpoint atomically; host copies are made of device arrays."""
     arrays = {k: backend_of(params[k]).to_numpy(params[k]) for k in PARAM_NAMES}  # deliberate host sync
     arrays["vocab"] = np.array(vocab.idx_to_token)
@@ -48,6 +55,8 @@ def save(path, params, vocab, config, state=None, H=None):
     arrays["format"] = np.array(FORMAT)
     if H is not None:
         arrays["H"] = backend_of(H).to_numpy(H)
+    if outputs:
+        arrays["outputs"] = np.array(json.dumps({k: str(v) for k, v in outputs.items() if k in OUTPUTS and v}))
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -164,7 +173,11 @@ def _validate(arrays, path):
     if H_state is not None and (H_state.shape != (config.batch_size, H) or H_state.dtype != params["W_hh"].dtype):
         raise CheckpointError(f"checkpoint {path}: the saved hidden state has shape {H_state.shape}, "
                               f"expected {(config.batch_size, H)}")
-    return Checkpoint(params, vocab, config, state, H_state)
+    outputs = json.loads(_text(arrays, "outputs", path)) if "outputs" in arrays else {}
+    if not (isinstance(outputs, dict) and set(outputs) <= set(OUTPUTS)
+            and all(isinstance(v, str) and v for v in outputs.values())):
+        raise CheckpointError(f"checkpoint {path}: the saved output paths are malformed")
+    return Checkpoint(params, vocab, config, state, H_state, outputs)
 
 
 def _check_state(state, path):

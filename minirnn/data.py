@@ -10,6 +10,7 @@ Minibatches are host NumPy arrays X, Y of shape (B, T), with Y = X shifted by on
 import hashlib
 import os
 import re
+import warnings
 from importlib import resources
 
 import numpy as np
@@ -148,6 +149,10 @@ class Corpus:
 
     def __init__(self, ids, vocab, max_tokens):
         n = len(ids)
+        if max_tokens and max_tokens >= n:
+            warnings.warn(f"--max-tokens {max_tokens} is not below the text's {n} tokens, so the whole text is "
+                          f"used, its last 10% held out (as with --max-tokens 0); give a smaller value to "
+                          f"train on the first N tokens and hold out the next N", stacklevel=2)
         if max_tokens and max_tokens < n:
             self.train = ids[:max_tokens]
             self.heldout = ids[max_tokens:2 * max_tokens]
@@ -212,12 +217,17 @@ def seq_random(ids, batch_size, num_steps, rng):
     return batches
 
 
-def check_fits(num_tokens, batch_size, num_steps, what):
+def min_tokens(batch_size, num_steps):
+    """The fewest tokens that give one minibatch at every sequential offset."""
+    return batch_size * num_steps + 1 + num_steps
+
+
+def check_fits(num_tokens, batch_size, num_steps, what, advice=None):
     """A DataError naming the sizes when a slice cannot give even one minibatch."""
-    need = batch_size * num_steps + 1 + num_steps
+    need = min_tokens(batch_size, num_steps)
     if num_batches_sequential(num_tokens, batch_size, num_steps, num_steps) < 1:
+        advice = advice or "lower --batch-size or --num-steps, or use a longer --data file"
         raise DataError(
             f"the {what} has {num_tokens} tokens, too few for one minibatch of "
-            f"--batch-size {batch_size} x --num-steps {num_steps} (needs {need}); "
-            f"lower --batch-size or --num-steps, or raise --max-tokens / use a longer --data file"
+            f"--batch-size {batch_size} x --num-steps {num_steps} (needs {need}); {advice}"
         )
