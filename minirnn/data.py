@@ -10,7 +10,6 @@ Minibatches are host NumPy arrays X, Y of shape (B, T), with Y = X shifted by on
 import hashlib
 import os
 import re
-import warnings
 from importlib import resources
 
 import numpy as np
@@ -149,10 +148,6 @@ class Corpus:
 
     def __init__(self, ids, vocab, max_tokens):
         n = len(ids)
-        if max_tokens and max_tokens >= n:
-            warnings.warn(f"--max-tokens {max_tokens} is not below the text's {n} tokens, so the whole text is "
-                          f"used, its last 10% held out (as with --max-tokens 0); give a smaller value to "
-                          f"train on the first N tokens and hold out the next N", stacklevel=2)
         if max_tokens and max_tokens < n:
             self.train = ids[:max_tokens]
             self.heldout = ids[max_tokens:2 * max_tokens]

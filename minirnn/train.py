@@ -123,7 +123,8 @@ def train_epoch(state, ids, cfg, backend, should_stop=None, workspace=None, tick
     carry = cfg.sampling == "sequential"
     if state.batch > len(batches) or (state.batch and carry and state.H is None):
         raise CheckpointError(f"the saved position (minibatch {state.batch} of {len(batches)}"
-                              f"{', without its hidden state' if state.H is None else ''}) does not fit this run")
+                              f"{', without its hidden state' if state.H is None else ''}) does not fit this run: the checkpoint "
+                              f"is damaged; use an earlier one, or start a new run without --resume")
     xp = backend.xp
     loss_sum, norm_sum = xp.asarray(state.loss_sum), xp.asarray(state.norm_sum)
     H = state.H if carry else None

@@ -147,3 +147,70 @@ def test_resuming_a_model_only_checkpoint_says_start_anew(tmp_path):
     checkpoint.save(path, new_state(cfg, len(corpus.vocab), get_backend("cpu")).params, corpus.vocab, cfg)
     r = run_script("train.py", "--resume", path)
     assert r.returncode == 1 and "no training state" in r.stderr and "without --resume" in r.stderr
+
+
+# ---------------------------------------------------------------------------- more of the same
+def test_out_of_memory_advice_fits_each_command():
+    from minirnn.cli import run
+    from minirnn.commands import bench, generate, train
+
+    def oom(argv):
+        raise MemoryError
+
+    for module, fragment in ((train, "resume with --device cpu"), (generate, "use --device cpu"),
+                             (bench, "fewer --configs")):
+        assert fragment in module.OUT_OF_MEMORY
+    assert run(oom, [], generate.OUT_OF_MEMORY) == 1
+    assert "--num-hiddens" not in generate.OUT_OF_MEMORY  # generate has no such option
+
+
+def test_out_of_memory_in_generate_says_what_generate_can_change(tmp_path, capsys):
+    from minirnn.commands import launch
+
+    corpus, cfg, path = load_corpus(), Config(num_hiddens=8), tmp_path / "model.npz"
+    checkpoint.save(path, new_state(cfg, len(corpus.vocab), get_backend("cpu")).params, corpus.vocab, cfg)
+    assert launch("generate", ["--checkpoint", str(path), "-n", str(10**15)], prog="generate.py") == 1
+    err = capsys.readouterr().err
+    assert err == "error: out of memory; use --device cpu or a machine with more memory, or a smaller -n\n"
+
+
+def test_resume_after_the_text_was_moved_says_put_it_back(tmp_path):
+    data, ckpt = tmp_path / "story.txt", tmp_path / "m.npz"
+    data.write_text(TEXT * 40)
+    small = ["--batch-size", 4, "--num-steps", 8, "--num-hiddens", 8, "--max-tokens", 0]
+    assert run_script("train.py", "--data", data, *small, "--epochs", 1, "--save", ckpt).returncode == 0
+    shutil.move(data, tmp_path / "elsewhere.txt")
+    r = run_script("train.py", "--resume", ckpt, "--epochs", 2)
+    assert r.returncode == 1 and f"trains on --data {data}, which no longer exists; put the text back" in r.stderr
+    shutil.move(tmp_path / "elsewhere.txt", data)  # the advice works
+    assert run_script("train.py", "--resume", ckpt, "--epochs", 2).returncode == 0
+
+
+def test_a_read_only_resume_file_says_give_save(tmp_path, monkeypatch):
+    from minirnn.commands.train import main
+    from minirnn.errors import UsageError
+
+    ckpt = tmp_path / "m.npz"
+    assert run_script("train.py", "--num-hiddens", 8, "--epochs", 1, "--save", ckpt).returncode == 0
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if os.fspath(p) == str(ckpt) else real_access(p, mode))
+    with pytest.raises(UsageError, match=r"^--resume .*read-only; give --save PATH to write the checkpoint elsewhere$"):
+        main(["--resume", str(ckpt), "--epochs", "2"])
+
+
+def test_an_impossible_saved_position_says_the_checkpoint_is_damaged():
+    backend = get_backend("cpu")
+    corpus = tiny_corpus()
+    cfg = tiny(epochs=2)
+    state = new_state(cfg, len(corpus.vocab), backend)
+    state.batch = 10_000
+    with pytest.raises(Exception, match="does not fit this run: the checkpoint is damaged; use an earlier one"):
+        fit(cfg, corpus, backend, state)
+
+
+def test_a_prefix_with_no_letters_a_to_z_says_which_characters_count():
+    from minirnn.errors import UsageError
+    from minirnn.generate import encode_prefix
+
+    with pytest.raises(UsageError, match="keeps only the letters A-Z; give some of them"):
+        encode_prefix("ééé 123", Vocab.build(TEXT))

@@ -25,10 +25,10 @@ def launch(name, argv, prog):
         set_blas_threads(threads or os.cpu_count())
     elif name == "train" and threads:
         set_blas_threads(threads)
-    from ..cli import run
+    from ..cli import OUT_OF_MEMORY, run
 
     module = importlib.import_module(f".{name}", __name__)
-    return run(lambda args: module.main(args, prog=prog), argv)
+    return run(lambda args: module.main(args, prog=prog), argv, getattr(module, "OUT_OF_MEMORY", OUT_OF_MEMORY))
 
 
 def main(argv=None, prog="minirnn"):

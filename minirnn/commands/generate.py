@@ -12,6 +12,8 @@ from minirnn.data import preprocess
 from minirnn.errors import UsageError
 from minirnn.generate import predict
 
+OUT_OF_MEMORY = "use --device cpu or a machine with more memory, or a smaller -n"
+
 
 def main(argv, prog="generate.py"):
     p = ArgumentParser(prog=prog, description=__doc__.splitlines()[0])

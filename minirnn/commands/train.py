@@ -30,6 +30,8 @@ from minirnn.train import (check_corpus, check_same_text, fit, new_state, state_
 
 D = Config()
 SAMPLE_PREFIX = "time traveller"
+OUT_OF_MEMORY = ("lower --num-hiddens, --batch-size or --num-steps (with --no-detach, also --max-tokens); "
+                 "a resumed run keeps them, so resume with --device cpu or on a machine with more memory")
 
 
 def parse(argv, prog="train.py"):
@@ -79,10 +81,14 @@ def main(argv, prog="train.py"):
     saved = ckpt.outputs if ckpt else {}
     save = save or resume  # a resumed run keeps saving where it came from ...
     outputs = {"log": log or saved.get("log"), "plot": plot or saved.get("plot")}  # ... and keeps its log and plot
-    for option, path in (("--save", save), ("--log", outputs["log"]), ("--plot", outputs["plot"])):
-        if path:
-            given = {"--save": save, "--log": log, "--plot": plot}[option]
-            check_writable(path, option if given else f"the checkpoint's {option}")
+    for option, path, given in (("--save", save, save != resume), ("--log", outputs["log"], log),
+                                ("--plot", outputs["plot"], plot)):
+        if path and given:
+            check_writable(path, option)
+        elif path and option == "--save":  # the resumed file itself
+            check_writable(path, "--resume", fix="give --save PATH to write the checkpoint elsewhere")
+        elif path:
+            check_writable(path, f"the checkpoint's {option}", fix=f"give {option} PATH to write it elsewhere")
     if outputs["plot"] and not _have_matplotlib():
         if plot:
             raise MinirnnError('--plot needs matplotlib: pip install matplotlib (or drop --plot)')
@@ -93,6 +99,9 @@ def main(argv, prog="train.py"):
     outputs = {k: os.path.abspath(v) for k, v in outputs.items() if v}  # saved, so that a resumed run continues them
 
     cfg = _resume_config(ckpt.config, args) if ckpt else Config.from_dict(args)
+    if ckpt and cfg.data and not os.path.exists(cfg.data):
+        raise DataError(f"the checkpoint trains on --data {cfg.data}, which no longer exists; "
+                        f"put the text back there to resume, or start a new run without --resume")
     if args.get("save_every") and not save:
         raise UsageError("--save-every needs --save PATH")
     backend = get_backend(cfg.device)
@@ -112,6 +121,10 @@ def main(argv, prog="train.py"):
     else:
         state = new_state(cfg, len(corpus.vocab), backend)
     check_corpus(corpus, cfg)
+    if cfg.max_tokens >= corpus.num_tokens:
+        warnings.warn(f"--max-tokens {cfg.max_tokens} is not below the text's {corpus.num_tokens} tokens, so the "
+                      f"whole text is used, its last 10% held out (as with --max-tokens 0); give a smaller value "
+                      f"to train on the first N tokens and hold out the next N")
     vocab = corpus.vocab
 
     def sample(params, prefix=SAMPLE_PREFIX, n=50):
