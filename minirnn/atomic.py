@@ -28,8 +28,9 @@ def atomic_write(path, write, mode="wb"):
         raise
 
 
-def check_writable(path, option):
-    """Fail now, not after 500 epochs, if path cannot be written."""
+def check_writable(path, option, fix=None):
+    """Fail now, not after 500 epochs, if path cannot be written. fix: advice that
+    replaces the default (choose another name or location)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
@@ -39,11 +40,11 @@ def check_writable(path, option):
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".minirnn-write-test.")
     except OSError as e:
-        raise UsageError(f"{option} {path}: cannot write in {folder} ({e.strerror}); choose another location") from None
+        raise UsageError(f"{option} {path}: cannot write in {folder} ({e.strerror}); {fix or 'choose another location'}") from None
     os.close(fd)
     os.unlink(tmp)
     if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise UsageError(f"{option} {path}: the file exists and is read-only; choose another name")
+        raise UsageError(f"{option} {path}: the file exists and is read-only; {fix or 'choose another name'}")
 
 
 def _mode_for(path):

@@ -128,6 +128,11 @@ def _load_cupy():
     return backend
 
 
+def env_device():
+    """The device named by MINIRNN_DEVICE, lowercased; "" when unset."""
+    return os.environ.get(ENV_VAR, "").strip().lower()
+
+
 def get_backend(device=None):
     """Return the Backend for "cpu", "gpu" or "auto".
 
@@ -137,10 +142,13 @@ def get_backend(device=None):
     """
     if isinstance(device, Backend):
         return device
-    if device is None:
-        device = os.environ.get(ENV_VAR, "").strip() or "cpu"
+    from_env = device is None
+    if from_env:
+        device = env_device() or "cpu"
     device = str(device).lower()
     if device not in DEVICES:
+        if from_env:
+            raise BackendError(f"{ENV_VAR}={device!r} is not a device: set it to cpu, gpu or auto, or unset it.")
         raise BackendError(f"unknown device {device!r}: choose one of cpu, gpu, auto.")
     if device == "cpu":
         return _CPU

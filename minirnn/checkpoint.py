@@ -7,6 +7,8 @@ Members:
     config                      the run's Config as JSON text
     state                       epoch, position, RNG state and metrics as JSON text
     H, C                        the carried state (C for the LSTM), when saved mid-epoch
+    outputs                     where the run writes its log and plot, as JSON text
+                                (optional), so that a resumed run continues them
     format                      "minirnn-checkpoint-1"
 
 Reading parses each member's .npy header first and refuses object arrays before
@@ -34,14 +36,19 @@ STATE_KEYS = tuple(f.name for f in dataclasses.fields(TrainState) if f.name not 
 
 
 class Checkpoint:
-    """A loaded checkpoint: params (host arrays), vocab, config, state dict, and H:
-    the carried state (an array, the pair (H, C) for the LSTM) or None."""
+    """A loaded checkpoint: params (host arrays), vocab, config, state dict, H (the
+    carried state: an array, the pair (H, C) for the LSTM, or None), and outputs
+    ({"log": path, "plot": path}, either may be absent)."""
 
-    def __init__(self, params, vocab, config, state, H=None):
+    def __init__(self, params, vocab, config, state, H=None, outputs=None):
         self.params, self.vocab, self.config, self.state, self.H = params, vocab, config, state, H
+        self.outputs = outputs or {}
 
 
-def save(path, params, vocab, config, state=None, H=None):
+OUTPUTS = ("log", "plot")
+
+
+def save(path, params, vocab, config, state=None, H=None, outputs=None):
     """Write a checkpoint atomically; host copies are made of device arrays."""
     arrays = {k: backend_of(v).to_numpy(v) for k, v in params.items()}  # deliberate host sync
     arrays["vocab"] = np.array(vocab.idx_to_token)
@@ -51,6 +58,8 @@ def save(path, params, vocab, config, state=None, H=None):
     if H is not None:
         for name, part in zip(("H", "C"), H if isinstance(H, tuple) else (H,)):
             arrays[name] = backend_of(part).to_numpy(part)
+    if outputs:
+        arrays["outputs"] = np.array(json.dumps({k: str(v) for k, v in outputs.items() if k in OUTPUTS and v}))
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -169,7 +178,11 @@ def _validate(arrays, path):
         raise CheckpointError(f"checkpoint {path}: the training state is malformed")
     if state:
         _check_state(state, path)
-    return Checkpoint(params, vocab, config, state, _carried_state(arrays, config, H, dtype, path))
+    outputs = json.loads(_text(arrays, "outputs", path)) if "outputs" in arrays else {}
+    if not (isinstance(outputs, dict) and set(outputs) <= set(OUTPUTS)
+            and all(isinstance(v, str) and v for v in outputs.values())):
+        raise CheckpointError(f"checkpoint {path}: the saved output paths are malformed")
+    return Checkpoint(params, vocab, config, state, _carried_state(arrays, config, H, dtype, path), outputs)
 
 
 def _carried_state(arrays, config, H, dtype, path):

@@ -28,10 +28,14 @@ def invocation(prog):
     return f"python scripts/{prog}" if prog.endswith(".py") else prog
 
 
-def run(main, argv=None):
+OUT_OF_MEMORY = "lower --num-hiddens, --batch-size or --num-steps"
+
+
+def run(main, argv=None, out_of_memory=OUT_OF_MEMORY):
     """Call main(argv); turn minirnn's errors into one line on stderr and an exit code.
 
     Usage errors exit 2, the others 1; --debug shows the traceback too.
+    out_of_memory: the command's advice when memory runs out.
     """
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
@@ -46,7 +50,7 @@ def run(main, argv=None):
     except MemoryError:  # NumPy's, and CuPy's OutOfMemoryError, which subclasses it
         if debug:
             traceback.print_exc()
-        print("error: out of memory; lower --num-hiddens, --batch-size or --num-steps (or -n)", file=sys.stderr)
+        print(f"error: out of memory; {out_of_memory}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
         if debug:

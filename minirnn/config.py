@@ -6,11 +6,10 @@ device defaults to the MINIRNN_DEVICE environment variable, else cpu.
 """
 import dataclasses
 import math
-import os
 
 from .errors import UsageError
 
-from .backend import DEVICES, ENV_VAR
+from .backend import DEVICES, ENV_VAR, env_device
 from .data import TEXT_MODES
 from .cells import CELLS
 from .model import ACTIVATIONS
@@ -32,7 +31,7 @@ class Config:
     sampling: str = "sequential"  # sequential | random | reset (see README)
     max_tokens: int = 10000  # 0: the whole text
     seed: int = 0
-    device: str = dataclasses.field(default_factory=lambda: os.environ.get(ENV_VAR, "").strip() or "cpu")
+    device: str = dataclasses.field(default_factory=lambda: env_device() or "cpu")
     data: str = None  # None: the book
     text_mode: str = "letters"
     cell: str = "rnn"  # rnn | gru | lstm
@@ -42,10 +41,11 @@ class Config:
     detach: bool = True  # False: backpropagate through every earlier window of the epoch
     dtype: str = "float32"
     print_every: int = 10
+    progress_seconds: float = 10.0  # inside an epoch, a progress line this often; 0: never
     save_every: int = 0  # 0: save only at the end (and on Ctrl-C)
 
     # Options that may differ between a checkpoint and the run that resumes it.
-    RESUMABLE_CHANGES = ("epochs", "device", "print_every", "save_every")
+    RESUMABLE_CHANGES = ("epochs", "device", "print_every", "save_every", "progress_seconds")
 
     @classmethod
     def from_dict(cls, values):
@@ -69,6 +69,10 @@ class Config:
             _int(name, getattr(self, name), low=0)
         _real("lr", self.lr)
         _real("clip", self.clip)
+        _real("progress_seconds", self.progress_seconds)
+        if self.device not in DEVICES and self.device == env_device():
+            raise UsageError(f"{ENV_VAR}={self.device!r} is not a device: set it to one of {', '.join(DEVICES)}, "
+                             f"or unset it (or give --device)")
         for name, choices in (("sampling", SAMPLINGS), ("device", DEVICES), ("text_mode", TEXT_MODES),
                               ("activation", tuple(ACTIVATIONS)), ("dtype", DTYPES),
                               ("cell", CELL_NAMES)):

@@ -212,12 +212,17 @@ def seq_random(ids, batch_size, num_steps, rng):
     return batches
 
 
-def check_fits(num_tokens, batch_size, num_steps, what):
+def min_tokens(batch_size, num_steps):
+    """The fewest tokens that give one minibatch at every sequential offset."""
+    return batch_size * num_steps + 1 + num_steps
+
+
+def check_fits(num_tokens, batch_size, num_steps, what, advice=None):
     """A DataError naming the sizes when a slice cannot give even one minibatch."""
-    need = batch_size * num_steps + 1 + num_steps
+    need = min_tokens(batch_size, num_steps)
     if num_batches_sequential(num_tokens, batch_size, num_steps, num_steps) < 1:
+        advice = advice or "lower --batch-size or --num-steps, or use a longer --data file"
         raise DataError(
             f"the {what} has {num_tokens} tokens, too few for one minibatch of "
-            f"--batch-size {batch_size} x --num-steps {num_steps} (needs {need}); "
-            f"lower --batch-size or --num-steps, or raise --max-tokens / use a longer --data file"
+            f"--batch-size {batch_size} x --num-steps {num_steps} (needs {need}); {advice}"
         )

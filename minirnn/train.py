@@ -12,6 +12,10 @@ With detach off (sequential only), each window's gradient also flows back
 through every earlier window of the epoch, with the activations and the W_hh
 that window actually used.
 
+Divergence: an epoch whose mean loss exceeds log V + log 1000 (a perplexity over
+1000·V, a thousand times worse than guessing uniformly among the V tokens), or whose
+loss or gradient norm is not finite, stops training with DivergedError.
+
 Host syncs: one per epoch (the perplexity check) plus whatever the caller's
 progress line asks for; none inside the minibatch loop.
 """
@@ -22,13 +26,14 @@ import time
 
 import numpy as np
 
-from .data import check_fits, seq_random, seq_sequential
+from .data import check_fits, min_tokens, seq_random, seq_sequential
 from .errors import CheckpointError, DataError, DivergedError
 from .loss import softmax_cross_entropy
 from .model import Workspace, init_params, rnn_backward, rnn_forward
 from .optim import clip_grad_norm, sgd
 
 ITERATORS = {"sequential": seq_sequential, "reset": seq_sequential, "random": seq_random}
+DIVERGED_FACTOR = 1000  # diverged: perplexity above this many times the vocabulary size
 
 
 @dataclasses.dataclass
@@ -101,13 +106,15 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None):
     return loss, norm, H_T, grads
 
 
-def train_epoch(state, ids, cfg, backend, should_stop=None, workspace=None):
+def train_epoch(state, ids, cfg, backend, should_stop=None, workspace=None, tick=None):
     """Run (the rest of) one epoch over ids, updating state in place.
 
     Returns True when the epoch completed, False when should_stop() asked to stop
     after a minibatch (state then holds the position to resume from). workspace:
     a Workspace kept across epochs (fresh buffers each epoch cost page faults);
     unused with detach off, where every window keeps its own buffers.
+    tick(state, num_batches) runs after each minibatch (progress inside an epoch);
+    it must not read device arrays.
     """
     rng = np.random.default_rng()
     rng.bit_generator.state = state.rng_state
@@ -117,7 +124,8 @@ def train_epoch(state, ids, cfg, backend, should_stop=None, workspace=None):
     carry = cfg.sampling == "sequential"
     if state.batch > len(batches) or (state.batch and carry and state.H is None):
         raise CheckpointError(f"the saved position (minibatch {state.batch} of {len(batches)}"
-                              f"{', without its hidden state' if state.H is None else ''}) does not fit this run")
+                              f"{', without its hidden state' if state.H is None else ''}) does not fit this run: the checkpoint "
+                              f"is damaged; use an earlier one, or start a new run without --resume")
     xp = backend.xp
     loss_sum, norm_sum = xp.asarray(state.loss_sum), xp.asarray(state.norm_sum)
     H = state.H if carry else None
@@ -131,6 +139,8 @@ def train_epoch(state, ids, cfg, backend, should_stop=None, workspace=None):
         state.total_tokens += X.size
         H = H_T if carry else None  # detached: only its value crosses the window boundary
         state.batch = i + 1
+        if tick is not None:
+            tick(state, len(batches))
         if should_stop is not None and should_stop() and state.batch < len(batches) and cfg.detach:
             break
     state.loss_sum = float(loss_sum)  # deliberate host sync, once per epoch: also waits for the device
@@ -139,7 +149,7 @@ def train_epoch(state, ids, cfg, backend, should_stop=None, workspace=None):
     state.train_time += elapsed
     state.epoch_time += elapsed
     state.H = H
-    mean_loss, norm = _check_finite(state)
+    mean_loss, norm = _check_diverged(state, cfg)
     if state.batch < len(batches):
         return False
     _finish_epoch(state, mean_loss, norm)
@@ -152,14 +162,24 @@ def perplexity(mean_loss):
     return math.exp(mean_loss) if mean_loss < 709 else math.inf
 
 
-def _check_finite(state):
-    """Stop with DivergedError if this epoch's loss or gradient norm so far is not finite."""
+def diverged(mean_loss, norm, vocab_size):
+    """The divergence rule: a non-finite loss or gradient norm, or a mean loss above
+    log V + log DIVERGED_FACTOR (perplexity over DIVERGED_FACTOR · V)."""
+    finite = math.isfinite(perplexity(mean_loss)) and math.isfinite(norm)  # past 709 nats exp() overflows
+    return not finite or mean_loss > math.log(vocab_size) + math.log(DIVERGED_FACTOR)
+
+
+def _check_diverged(state, cfg):
+    """Stop with DivergedError if this epoch's loss or gradient norm so far has diverged."""
     mean_loss = state.loss_sum / state.tokens if state.tokens else 0.0
     norm = state.norm_sum / max(state.batch, 1)
-    if not (math.isfinite(perplexity(mean_loss)) and math.isfinite(norm)):  # past 709 nats exp() overflows
+    V = state.params["b_q"].shape[0]
+    if diverged(mean_loss, norm, V):
+        fix = ("use --clip 1 (clipping is off), or lower --lr" if not cfg.clip > 0 else
+               f"lower --lr (now {cfg.lr:g}; try {min(cfg.lr / 10, 1):g})")
         raise DivergedError(
-            f"training diverged in epoch {state.epoch + 1}: the loss or gradient became "
-            f"non-finite (mean loss {mean_loss:.4g}, gradient norm {norm:.4g}); lower --lr or use --clip 1"
+            f"training diverged in epoch {state.epoch + 1}: mean loss {mean_loss:.4g} "
+            f"(perplexity {perplexity(mean_loss):.3g}, uniform guessing: {V}), gradient norm {norm:.3g}; {fix}"
         )
     return mean_loss, norm
 
@@ -190,26 +210,38 @@ def evaluate(params, ids, cfg, backend, workspace=None):
 
 
 def check_corpus(corpus, cfg):
-    check_fits(len(corpus.train), cfg.batch_size, cfg.num_steps, "training text")
-    check_fits(len(corpus.heldout), cfg.batch_size, cfg.num_steps, "held-out text")
+    """Both slices must give a minibatch; the advice depends on how they were cut."""
+    B, T = cfg.batch_size, cfg.num_steps
+    need = min_tokens(B, T)
+    n = corpus.num_tokens
+    capped = 0 < cfg.max_tokens < n  # train: the first max_tokens; held out: up to as many next
+    shape = "lower --batch-size or --num-steps"
+    if capped:
+        check_fits(len(corpus.train), B, T, "training text",
+                   f"raise --max-tokens (the text has {n} tokens) or {shape}")
+        check_fits(len(corpus.heldout), B, T, "held-out text (what follows the first --max-tokens tokens)",
+                   f"lower --max-tokens to at most {n - need} to leave room for it, or use --max-tokens 0 "
+                   f"(the whole text, its last 10% held out), or {shape}" if n >= 2 * need else
+                   f"{shape}, or use a longer --data file")
+    else:
+        for what, ids in (("training text", corpus.train), ("held-out text (the last 10%)", corpus.heldout)):
+            check_fits(len(ids), B, T, what, f"{shape}, or use a longer --data file")
 
 
-def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=None, sample=None):
+def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=None, sample=None, tick=None):
     """Train until cfg.epochs, or until should_stop() (then return False).
 
     Every cfg.print_every epochs and at the last one, the held-out perplexity is
     measured and report(line) gets a progress line; sample(params) gives its text.
-    on_epoch(state) runs after every completed epoch (logs, periodic saves).
+    on_epoch(state) runs after every completed epoch (logs, periodic saves);
+    tick(state, num_batches) after every minibatch.
     """
+    check_same_text(corpus, state)
     check_corpus(corpus, cfg)
-    fingerprint = corpus_fingerprint(corpus)
-    if state.corpus_sha1 and state.corpus_sha1 != fingerprint:
-        raise DataError("this text is not the one the run was trained on (its token ids differ); "
-                        "resume with the original --data, --text-mode and --max-tokens")
-    state.corpus_sha1 = fingerprint
+    state.corpus_sha1 = corpus_fingerprint(corpus)
     workspace = Workspace()
     while state.epoch < cfg.epochs:
-        if not train_epoch(state, corpus.train, cfg, backend, should_stop, workspace):
+        if not train_epoch(state, corpus.train, cfg, backend, should_stop, workspace, tick):
             return False
         row = state.history[-1]
         if state.epoch % cfg.print_every == 0 or state.epoch == cfg.epochs:
@@ -223,15 +255,29 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
     return True
 
 
+def check_same_text(corpus, state, name=None):
+    """A resumed run must train on the text it started on (checked before its sizes)."""
+    if state.corpus_sha1 and state.corpus_sha1 != corpus_fingerprint(corpus):
+        raise DataError(f"the text{f' of {name}' if name else ''} is not the one the run was trained on "
+                        f"(its token ids differ: was the file changed?); resume with the original text "
+                        f"and --text-mode, or start a new run without --resume")
+
+
 def corpus_fingerprint(corpus):
     digest = hashlib.sha1(np.ascontiguousarray(corpus.train).tobytes())
     digest.update(np.ascontiguousarray(corpus.heldout).tobytes())
     return digest.hexdigest()
 
 
+def fixed(x, width, decimals=3):
+    """x in at most about `width` characters: fixed-point while it fits, else %.3g."""
+    text = f"{x:{width}.{decimals}f}"
+    return text if len(text) <= width else f"{x:{width}.3g}"
+
+
 def progress_line(row, text=None):
-    line = (f"epoch {row['epoch']:4d}  ppl {row['train_ppl']:7.3f}  held-out {row['heldout_ppl']:7.3f}  "
-            f"{row['tokens_per_s']:9.1f} tokens/s  |grad| {row['grad_norm']:6.3f}")
+    line = (f"epoch {row['epoch']:4d}  ppl {fixed(row['train_ppl'], 7)}  held-out {fixed(row['heldout_ppl'], 7)}  "
+            f"{fixed(row['tokens_per_s'], 9, 1)} tokens/s  |grad| {fixed(row['grad_norm'], 6)}")
     return line if text is None else f"{line}  {text!r}"
 
 

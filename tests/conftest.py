@@ -20,13 +20,20 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 GPU_REQUESTED = os.environ.pop("MINIRNN_DEVICE", "").strip().lower() == "gpu"
 
 
+def pytest_sessionstart(session):
+    """Asked for the GPU and none works: an error, not a green run with every GPU case skipped."""
+    if GPU_REQUESTED:
+        try:
+            get_backend("gpu")
+        except BackendError as e:
+            raise pytest.UsageError(f"MINIRNN_DEVICE=gpu, but no GPU is usable: {e} "
+                                    f"Unset MINIRNN_DEVICE to run the CPU tests only.") from None
+
+
 def _gpu_or_skip():
     if not GPU_REQUESTED:
         pytest.skip("GPU cases run only with MINIRNN_DEVICE=gpu")
-    try:
-        return get_backend("gpu")
-    except BackendError as e:
-        pytest.skip(f"MINIRNN_DEVICE=gpu but no usable GPU: {e}")
+    return get_backend("gpu")  # checked at the start of the session
 
 
 @pytest.fixture(params=["cpu", "gpu"], scope="session")

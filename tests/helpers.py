@@ -6,9 +6,10 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def run_script(name, *args, timeout=300, **kwargs):
-    """Run scripts/<name> as a user would; returns the CompletedProcess."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("MINIRNN_DEVICE", None)
+def run_script(name, *args, timeout=300, env=None, **kwargs):
+    """Run scripts/<name> as a user would; returns the CompletedProcess. env: variables to add."""
+    base = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    base.pop("MINIRNN_DEVICE", None)
+    env = {**base, **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=env, **kwargs)

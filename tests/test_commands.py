@@ -4,9 +4,12 @@ import re
 import subprocess
 import sys
 
-from helpers import ROOT, run_script
+import pytest
 
 import minirnn
+from minirnn import checkpoint
+
+from helpers import ROOT, run_script
 
 
 def run_module(*args, timeout=120):
@@ -41,7 +44,7 @@ def test_the_module_runs_train_like_the_script():
     args = ("--epochs", 1, "--num-hiddens", 16, "--print-every", 1)
     m, s = run_module("train", *args), run_script("train.py", *args)
     assert m.returncode == 0 and s.returncode == 0, m.stderr + s.stderr
-    strip = lambda out: [re.sub(r"[\d.]+ tokens/s", "", l) for l in out.splitlines()]  # throughput differs
+    strip = lambda out: [re.sub(r" *[\d.e+]+ tokens/s", "", l) for l in out.splitlines()]  # throughput differs
     assert strip(m.stdout) == strip(s.stdout)
     assert m.stdout.splitlines()[-3].endswith("tokens/sec on cpu")
 
@@ -69,3 +72,115 @@ def test_the_resume_hint_names_the_command_used():
     assert invocation("train.py") == "python scripts/train.py"
     assert invocation("minirnn train") == "minirnn train"
     assert invocation("python -m minirnn train") == "python -m minirnn train"
+
+
+# ---------------------------------------------------------------------------- train: progress, threads, outputs
+SMALL = ["--num-hiddens", 16, "--batch-size", 4, "--num-steps", 8, "--max-tokens", 2000]
+
+
+def test_progress_inside_an_epoch_with_a_fake_clock():
+    from minirnn.commands.train import EpochProgress
+    from minirnn.train import TrainState
+
+    lines, now = [], [0.0]
+    tick = EpochProgress(10, epochs=3, report=lines.append, clock=lambda: now[0])
+    state = TrainState(params={}, rng_state={})
+    for batch in range(1, 101):  # one minibatch of 1,000 tokens a second
+        state.batch, state.tokens = batch, 1000 * batch
+        tick(state, 100)
+        now[0] += 1.0
+    assert len(lines) == 9  # about every 10 s, none at the epoch's end
+    assert lines[0] == "  epoch 1: minibatch 11/100, 1000 tokens/s, epoch ends in 1m29s, run in 4m49s"
+    state.epoch, state.batch, state.tokens = 2, 1, 1000  # the last epoch: no run estimate
+    tick(state, 100)
+    now[0] += 20
+    state.batch, state.tokens = 3, 3000
+    tick(state, 100)
+    assert lines[-1] == "  epoch 3: minibatch 3/100, 100 tokens/s, epoch ends in 16m10s"
+
+
+def test_durations():
+    from minirnn.commands.train import duration
+
+    assert [duration(s) for s in (0.4, 59, 61, 3599, 3600 * 5 + 300, 86400 * 2 + 3600 * 4)] == \
+        ["0s", "59s", "1m01s", "59m59s", "5h05m", "2d04h"]
+
+
+def test_train_prints_progress_inside_long_epochs():
+    r = run_script("train.py", *SMALL, "--epochs", 2, "--print-every", 2, "--progress-seconds", 1e-6)
+    assert r.returncode == 0, r.stderr
+    inside = [l for l in r.stdout.splitlines() if l.startswith("  epoch ")]
+    assert inside and all(re.fullmatch(r"  epoch [12]: minibatch \d+/\d+, \d+ tokens/s, epoch ends in \d+s"
+                                       r"(, run in \d+s)?", l) for l in inside), inside
+    quiet = run_script("train.py", *SMALL, "--epochs", 2, "--progress-seconds", 0)
+    assert not [l for l in quiet.stdout.splitlines() if l.startswith("  epoch ")]
+
+
+def test_threads_are_set_before_numpy_and_said():
+    r = run_module("train", *SMALL, "--epochs", 1, "--threads", 1)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].endswith(", sequential, 1 BLAS thread")
+    s = run_script("train.py", *SMALL, "--epochs", 1, "--threads", 2)
+    assert s.returncode == 0 and ", 2 BLAS threads" in s.stdout.splitlines()[0], s.stderr
+    assert run_script("train.py", "--threads", 0).returncode == 2
+
+
+def test_threads_cannot_be_set_once_numpy_has_loaded():
+    from minirnn.commands.train import main
+    from minirnn.errors import UsageError
+
+    with pytest.raises(UsageError, match="was not set before NumPy loaded"):
+        main(["--threads", "7", "--epochs", "1"])
+
+
+def test_summary_says_where_the_outputs_went_and_resume_continues_them(tmp_path):
+    pytest.importorskip("matplotlib")
+    ckpt, log, plot = tmp_path / "m.npz", tmp_path / "m.csv", tmp_path / "m.png"
+    r = run_script("train.py", *SMALL, "--epochs", 2, "--print-every", 1, "--save", ckpt, "--log", log, "--plot", plot)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[-4] == f"wrote checkpoint {ckpt}, log {log}, plot {plot}"
+    assert re.fullmatch(r"perplexity [\d.]+, [\d.]+ tokens/sec on cpu", lines[-3])
+    assert checkpoint.load(ckpt).outputs == {"log": str(log), "plot": str(plot)}
+    first_plot = plot.read_bytes()
+
+    r = run_script("train.py", "--resume", ckpt, "--epochs", 4)  # no --log, no --plot
+    assert r.returncode == 0, r.stderr
+    assert f"continuing log {log}, plot {plot}" in r.stdout
+    assert [row.split(",")[0] for row in log.read_text().splitlines()] == ["epoch", "1", "2", "3", "4"]
+    assert plot.read_bytes() != first_plot
+
+    other = tmp_path / "other.csv"  # an override goes to the new file, and the checkpoint remembers it
+    r = run_script("train.py", "--resume", ckpt, "--epochs", 5, "--log", other)
+    assert r.returncode == 0, r.stderr
+    assert len(other.read_text().splitlines()) == 6 and len(log.read_text().splitlines()) == 5
+    assert checkpoint.load(ckpt).outputs == {"log": str(other), "plot": str(plot)}
+
+
+def test_malformed_output_paths_in_a_checkpoint_are_refused(tmp_path):
+    import numpy as np
+
+    from minirnn.errors import CheckpointError
+
+    r = run_script("train.py", *SMALL, "--epochs", 1, "--save", tmp_path / "m.npz")
+    assert r.returncode == 0, r.stderr
+    with np.load(tmp_path / "m.npz") as z:
+        arrays = dict(z)
+    for bad in ('{"log": 3}', '["a"]', '{"shell": "x"}'):
+        arrays["outputs"] = np.array(bad)
+        np.savez(tmp_path / "bad.npz", **arrays)
+        with pytest.raises(CheckpointError, match="output paths are malformed"):
+            checkpoint.load(tmp_path / "bad.npz")
+
+
+# ---------------------------------------------------------------------------- generate
+def test_generate_says_once_what_the_prefix_became(tmp_path):
+    ckpt = tmp_path / "m.npz"
+    assert run_script("train.py", *SMALL, "--epochs", 1, "--save", ckpt).returncode == 0
+    r = run_script("generate.py", "--checkpoint", ckpt, "--prefix", "The Time Machine!", "-n", 5)
+    assert r.returncode == 0 and r.stdout.startswith("the time machine")
+    assert r.stderr.splitlines() == [
+        "note: the prefix 'The Time Machine!' became 'the time machine' after the model's 'letters' preprocessing"]
+    r = run_script("generate.py", "--checkpoint", ckpt, "--prefix", "été", "-n", 5)
+    assert r.returncode == 0 and r.stderr.count("became 't'") == 1
+    assert run_script("generate.py", "--checkpoint", ckpt, "--prefix", "time", "-n", 5).stderr == ""

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from minirnn import checkpoint
 from minirnn.atomic import atomic_write
-from minirnn.backend import get_backend
+from minirnn.backend import BackendError, get_backend
 from minirnn.config import Config
 from minirnn.data import Corpus, Vocab
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
@@ -108,13 +108,17 @@ def test_gpu_errors_name_what_is_missing():
     assert "pip install" in r.stderr or "CUDA device" in r.stderr
 
 
+def without_matplotlib(tmp_path):
+    """Environment variables under which `import matplotlib` fails, installed or not."""
+    (tmp_path / "block" / "matplotlib").mkdir(parents=True)
+    (tmp_path / "block" / "matplotlib" / "__init__.py").write_text("raise ImportError('blocked for a test')\n")
+    return {"PYTHONPATH": os.pathsep.join([str(tmp_path / "block"), str(ROOT)])}
+
+
 def test_plot_without_matplotlib_is_clear(tmp_path):
-    try:
-        import matplotlib  # noqa: F401
-        pytest.skip("matplotlib is installed")
-    except ImportError:
-        pass
-    one_line_error(run_script("train.py", "--plot", tmp_path / "p.png", *SMALL), 1, "matplotlib", ".[plot]")
+    # The advice works outside a checkout too (not pip install -e ".[plot]").
+    r = run_script("train.py", "--plot", tmp_path / "p.png", *SMALL, env=without_matplotlib(tmp_path))
+    one_line_error(r, 1, "--plot needs matplotlib", "pip install matplotlib")
 
 
 def test_debug_shows_the_traceback(files):
@@ -422,8 +426,14 @@ def test_resume_refuses_another_text_and_a_broken_position():
 def test_device_default_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("MINIRNN_DEVICE", "auto")
     assert Config().device == "auto"
+    monkeypatch.setenv("MINIRNN_DEVICE", "GPU")
+    assert Config().device == "gpu"
     monkeypatch.setenv("MINIRNN_DEVICE", "tpu")
-    with pytest.raises(UsageError, match="--device must be one of"):
+    with pytest.raises(UsageError, match=r"MINIRNN_DEVICE='tpu' is not a device: set it to one of cpu, gpu, auto"):
         Config.from_dict({})
+    with pytest.raises(BackendError, match=r"MINIRNN_DEVICE='tpu' is not a device"):
+        get_backend()
+    with pytest.raises(UsageError, match="--device must be one of"):  # given, not from the environment
+        Config.from_dict({"device": "abc"})
     monkeypatch.delenv("MINIRNN_DEVICE")
     assert Config().device == "cpu"

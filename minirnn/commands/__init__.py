@@ -20,12 +20,15 @@ COMMANDS = {
 
 def launch(name, argv, prog):
     """Run one command on argv; prog is how the user called it (for messages)."""
-    if name == "bench":
-        set_blas_threads(threads_from_argv(argv) or os.cpu_count())
-    from ..cli import run
+    threads = threads_from_argv(argv)
+    if name == "bench":  # bench says how many it used: all cores unless told
+        set_blas_threads(threads or os.cpu_count())
+    elif name == "train" and threads:
+        set_blas_threads(threads)
+    from ..cli import OUT_OF_MEMORY, run
 
     module = importlib.import_module(f".{name}", __name__)
-    return run(lambda args: module.main(args, prog=prog), argv)
+    return run(lambda args: module.main(args, prog=prog), argv, getattr(module, "OUT_OF_MEMORY", OUT_OF_MEMORY))
 
 
 def main(argv=None, prog="minirnn"):

@@ -9,6 +9,8 @@ import os
 
 from minirnn.threads import blas_threads
 
+OUT_OF_MEMORY = "run fewer --configs (large needs the most), or on --device cpu"
+
 
 def parse(argv, prog="bench.py"):
     from minirnn.cli import ArgumentParser

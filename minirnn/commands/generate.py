@@ -2,12 +2,17 @@
 
     python scripts/generate.py --checkpoint tm.npz --prefix 'time traveller' -n 100 [--temperature 0.8]
 """
+import sys
+
 from minirnn import checkpoint
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser
 from minirnn.config import DEVICES
+from minirnn.data import preprocess
 from minirnn.errors import UsageError
 from minirnn.generate import predict
+
+OUT_OF_MEMORY = "use --device cpu or a machine with more memory, or a smaller -n"
 
 
 def main(argv, prog="generate.py"):
@@ -29,6 +34,10 @@ def main(argv, prog="generate.py"):
     if not args.prefix:
         raise UsageError("--prefix is empty; give at least one character, e.g. --prefix 'time traveller'")
     ckpt = checkpoint.load(args.checkpoint)
+    text = preprocess(args.prefix, ckpt.config.text_mode)
+    if text and text != args.prefix:  # said once, so that the echoed prefix is no surprise
+        print(f"note: the prefix {args.prefix!r} became {text!r} after the model's "
+              f"'{ckpt.config.text_mode}' preprocessing", file=sys.stderr)
     backend = get_backend(args.device)
     params = {k: backend.asarray(v) for k, v in ckpt.params.items()}
     print(predict(args.prefix, args.num_chars, params, ckpt.vocab, activation=ckpt.config.activation,

@@ -3,13 +3,16 @@
     python scripts/train.py                       # batch 32, 35 steps, 512 hidden, 500 epochs
     python scripts/train.py --sampling reset      # the book's "random sampling" figure
     python scripts/train.py --save tm.npz --log tm.csv --plot tm.png
-    python scripts/train.py --resume tm.npz       # continue an interrupted run
+    python scripts/train.py --resume tm.npz       # continue an interrupted run (and its --log, --plot)
+    python scripts/train.py --threads 1           # one BLAS thread (on a busy machine)
 """
 import argparse
 import csv
 import io
 import os
 import sys
+import time
+import warnings
 
 import numpy as np
 
@@ -21,10 +24,14 @@ from minirnn.config import ACTIVATIONS, CELL_NAMES, DEVICES, DTYPES, SAMPLINGS, 
 from minirnn.data import load_corpus
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
 from minirnn.generate import predict
-from minirnn.train import check_corpus, fit, new_state, state_from_dict, state_to_dict, summary_line
+from minirnn.threads import blas_threads
+from minirnn.train import (check_corpus, check_same_text, fit, new_state, state_from_dict, state_to_dict,
+                           summary_line)
 
 D = Config()
 SAMPLE_PREFIX = "time traveller"
+OUT_OF_MEMORY = ("lower --num-hiddens, --batch-size or --num-steps (with --no-detach, also --max-tokens); "
+                 "a resumed run keeps them, so resume with --device cpu or on a machine with more memory")
 
 
 def parse(argv, prog="train.py"):
@@ -52,11 +59,16 @@ def parse(argv, prog="train.py"):
       help="backpropagate through every earlier window of the epoch (slow; sequential only)")
     a("--dtype", choices=DTYPES, help=f"training precision (default {D.dtype})")
     a("--print-every", type=int, help=f"progress line every N epochs (default {D.print_every})")
+    a("--progress-seconds", type=float, metavar="S",
+      help=f"inside a long epoch, a progress line every S seconds; 0 turns it off (default {D.progress_seconds:g})")
+    a("--threads", type=int, metavar="N",
+      help="BLAS threads, set before NumPy loads (default: the BLAS's own choice, all cores; "
+           "1 is faster on a busy machine, see README)")
     a("--save", metavar="PATH", help="write a checkpoint (.npz) here at the end and on Ctrl-C")
     a("--save-every", type=int, metavar="N", help="also write the checkpoint every N epochs")
     a("--log", metavar="PATH", help="write one CSV row per epoch here")
     a("--plot", metavar="PATH", help="draw the perplexity curve as a PNG here (needs matplotlib)")
-    a("--resume", metavar="PATH", help="continue from this checkpoint, with its config")
+    a("--resume", metavar="PATH", help="continue from this checkpoint, with its config, --log and --plot")
     a("--debug", action="store_true", help="show tracebacks")
     return vars(p.parse_args(argv))
 
@@ -64,35 +76,60 @@ def parse(argv, prog="train.py"):
 def main(argv, prog="train.py"):
     args = parse(argv, prog)
     args.pop("debug", None)
-    save, log, plot, resume = (args.pop(k, None) for k in ("save", "log", "plot", "resume"))
+    save, log, plot, resume, threads = (args.pop(k, None) for k in ("save", "log", "plot", "resume", "threads"))
+    if threads is not None:
+        _check_threads(threads)
     if "data" in args:
         args["data"] = os.path.abspath(args["data"])
-    save = save or resume  # a resumed run keeps saving where it came from
-    for option, path in (("--save", save), ("--log", log), ("--plot", plot)):
-        if path:
-            check_writable(path, option)
-    if plot:
-        _need_matplotlib()
-
     ckpt = checkpoint.load(resume) if resume else None
+    saved = ckpt.outputs if ckpt else {}
+    save = save or resume  # a resumed run keeps saving where it came from ...
+    outputs = {"log": log or saved.get("log"), "plot": plot or saved.get("plot")}  # ... and keeps its log and plot
+    for option, path, given in (("--save", save, save != resume), ("--log", outputs["log"], log),
+                                ("--plot", outputs["plot"], plot)):
+        if path and given:
+            check_writable(path, option)
+        elif path and option == "--save":  # the resumed file itself
+            check_writable(path, "--resume", fix="give --save PATH to write the checkpoint elsewhere")
+        elif path:
+            check_writable(path, f"the checkpoint's {option}", fix=f"give {option} PATH to write it elsewhere")
+    if outputs["plot"] and not _have_matplotlib():
+        if plot:
+            raise MinirnnError('--plot needs matplotlib: pip install matplotlib (or drop --plot)')
+        warnings.warn(f"the checkpoint's --plot {outputs['plot']} needs matplotlib, which is not installed: "
+                      f"no plot this time (pip install matplotlib)")
+        outputs["plot"] = None
+    log, plot = outputs["log"], outputs["plot"]
+    outputs = {k: os.path.abspath(v) for k, v in outputs.items() if v}  # saved, so that a resumed run continues them
+
     cfg = _resume_config(ckpt.config, args) if ckpt else Config.from_dict(args)
+    if ckpt and cfg.data and not os.path.exists(cfg.data):
+        raise DataError(f"the checkpoint trains on --data {cfg.data}, which no longer exists; "
+                        f"put the text back there to resume, or start a new run without --resume")
     if args.get("save_every") and not save:
         raise UsageError("--save-every needs --save PATH")
     backend = get_backend(cfg.device)
     corpus = load_corpus(cfg.data, text_mode=cfg.text_mode, max_tokens=cfg.max_tokens)
-    check_corpus(corpus, cfg)
     if ckpt:
+        if not ckpt.state:
+            raise CheckpointError(f"checkpoint {resume} holds a model but no training state, so it cannot be resumed; "
+                                  f"start a new run without --resume")
         if corpus.vocab != ckpt.vocab:
-            raise DataError(f"the text of {cfg.data or 'the book'} no longer gives the checkpoint's vocabulary; "
-                            f"resume with the text the run started on")
+            raise DataError(f"the text of {cfg.data or 'the book'} no longer gives the checkpoint's vocabulary "
+                            f"(was the file changed?); resume with the text the run started on, "
+                            f"or start a new run without --resume")
         params = {k: backend.asarray(v) for k, v in ckpt.params.items()}
         H = None if ckpt.H is None else (tuple(backend.asarray(h) for h in ckpt.H) if isinstance(ckpt.H, tuple)
                                          else backend.asarray(ckpt.H))
-        if not ckpt.state:
-            raise CheckpointError(f"checkpoint {resume} holds a model but no training state, so it cannot be resumed")
         state = state_from_dict(ckpt.state, params, H)
+        check_same_text(corpus, state, cfg.data or "the book")  # before the sizes: a changed text is the cause
     else:
         state = new_state(cfg, len(corpus.vocab), backend)
+    check_corpus(corpus, cfg)
+    if cfg.max_tokens >= corpus.num_tokens:
+        warnings.warn(f"--max-tokens {cfg.max_tokens} is not below the text's {corpus.num_tokens} tokens, so the "
+                      f"whole text is used, its last 10% held out (as with --max-tokens 0); give a smaller value "
+                      f"to train on the first N tokens and hold out the next N")
     vocab = corpus.vocab
 
     def sample(params, prefix=SAMPLE_PREFIX, n=50):
@@ -100,7 +137,7 @@ def main(argv, prog="train.py"):
 
     def write_outputs():  # at the end, and on Ctrl-C
         if save:
-            checkpoint.save(save, state.params, vocab, cfg, state_to_dict(state), state.H)
+            checkpoint.save(save, state.params, vocab, cfg, state_to_dict(state), state.H, outputs=outputs)
         if log:
             _write_log(log, state.history)
         if plot and state.history:
@@ -110,7 +147,7 @@ def main(argv, prog="train.py"):
         if state.epoch == cfg.epochs:
             return
         if save and cfg.save_every and state.epoch % cfg.save_every == 0:
-            checkpoint.save(save, state.params, vocab, cfg, state_to_dict(state))
+            checkpoint.save(save, state.params, vocab, cfg, state_to_dict(state), outputs=outputs)
         if log and state.epoch % cfg.print_every == 0:
             _write_log(log, state.history)
 
@@ -121,22 +158,37 @@ def main(argv, prog="train.py"):
     print(f"training on {backend.name}: {len(corpus.train)} tokens (held out: {len(corpus.heldout)}), "
           f"vocab {len(vocab)}, {model_name(cfg)}, B={cfg.batch_size} T={cfg.num_steps} H={cfg.num_hiddens}, "
           f"lr {cfg.lr}, clip {cfg.clip or 'off'}, {cfg.sampling}"
+          + (f", {threads} BLAS thread{'s' if threads > 1 else ''}" if threads else "")
           + (f", resuming at epoch {state.epoch + 1}" if ckpt else ""), flush=True)
+    if ckpt and (log or plot):
+        print(f"continuing {_where(log=log, plot=plot)}", flush=True)
+    report = lambda line: print(line, flush=True)  # noqa: E731
+    tick = EpochProgress(cfg.progress_seconds, cfg.epochs, report) if cfg.progress_seconds else None
     finishing = "the current minibatch" if cfg.detach else "the current epoch (--no-detach)"
     with StopFlag(finishing) as stop, np.errstate(over="ignore", invalid="ignore"):  # divergence is checked each epoch
         try:
-            finished = fit(cfg, corpus, backend, state, report=lambda line: print(line, flush=True),
-                           on_epoch=on_epoch, should_stop=stop, sample=sample)
+            finished = fit(cfg, corpus, backend, state, report=report,
+                           on_epoch=on_epoch, should_stop=stop, sample=sample, tick=tick)
         except DivergedError:
             if log:
                 _write_log(log, state.history)
+            if plot and state.history:
+                _write_plot(plot, state.history)
+            kept = f"; the checkpoint {save} is left as it was" if save else ""
+            if log or plot:
+                print(f"wrote {_where(log=log, plot=plot)} up to epoch {state.epoch}{kept}", file=sys.stderr)
             raise  # the last good checkpoint stays as it was
     write_outputs()
+    written = _where(checkpoint=save, log=log, plot=plot if state.history else None)
     if not finished:
         where = f"epoch {state.epoch + 1}, after minibatch {state.batch}" if state.batch else f"after epoch {state.epoch}"
         how = f"resume with: {invocation(prog)} --resume {save}" if save else "nothing saved (give --save PATH to keep progress)"
+        if written:
+            print(f"wrote {written}", file=sys.stderr)
         print(f"stopped {where}; {how}", file=sys.stderr)
         return 130
+    if written:
+        print(f"wrote {written}")
     print(summary_line(state, backend.name))
     print(sample(state.params))
     print(sample(state.params, "traveller"))
@@ -147,6 +199,58 @@ def model_name(cfg):
     """'rnn', '2-layer lstm, embedding 32', ..."""
     return ((f"{cfg.num_layers}-layer " if cfg.num_layers > 1 else "") + cfg.cell
             + (f", embedding {cfg.embed_size}" if cfg.embed_size else ""))
+
+
+def _where(**paths):
+    """'checkpoint tm.npz, log tm.csv' for the paths given."""
+    return ", ".join(f"{what} {path}" for what, path in paths.items() if path)
+
+
+def _check_threads(threads):
+    if threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    if str(threads) != blas_threads():
+        raise UsageError(f"--threads {threads} was not set before NumPy loaded; "
+                         f"run it as a command (minirnn train, or python scripts/train.py)")
+
+
+class EpochProgress:
+    """Inside an epoch, a line about every `seconds`: minibatches done, tokens/s and
+    the time left. It reads only the clock and host counters (no device sync); on a
+    GPU the rate is that of queueing work, which the device's queue keeps honest."""
+
+    def __init__(self, seconds, epochs, report, clock=time.perf_counter):
+        self.seconds, self.epochs, self.report, self.clock = seconds, epochs, report, clock
+        self.epoch = None
+
+    def __call__(self, state, num_batches):
+        now = self.clock()
+        if state.epoch != self.epoch:  # the epoch's first minibatch (or the first after a resume)
+            self.epoch, self.start, self.last = state.epoch, now, now
+            self.batch0, self.tokens0 = state.batch, state.tokens
+            return
+        if now - self.last < self.seconds or state.batch >= num_batches:
+            return
+        self.last = now
+        elapsed = now - self.start
+        per_batch = elapsed / (state.batch - self.batch0)
+        epoch_left = (num_batches - state.batch) * per_batch
+        run_left = epoch_left + (self.epochs - state.epoch - 1) * num_batches * per_batch
+        self.report(f"  epoch {state.epoch + 1}: minibatch {state.batch}/{num_batches}, "
+                    f"{(state.tokens - self.tokens0) / elapsed:.0f} tokens/s, epoch ends in {duration(epoch_left)}"
+                    + (f", run in {duration(run_left)}" if self.epochs > state.epoch + 1 else ""))
+
+
+def duration(seconds):
+    """42s, 5m07s, 3h05m, 2d04h."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def _resume_config(saved, given):
@@ -167,11 +271,12 @@ def _write_log(path, history):
     atomic_write(path, lambda f: f.write(buf.getvalue()), mode="w")
 
 
-def _need_matplotlib():
+def _have_matplotlib():
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise MinirnnError('--plot needs matplotlib: pip install -e ".[plot]" (or drop --plot)') from None
+        return False
+    return True
 
 
 def _write_plot(path, history):
