@@ -23,7 +23,7 @@ import numpy as np
 from .atomic import atomic_write
 from .config import Config
 from .data import Vocab
-from .errors import CheckpointError, MinirnnError
+from .errors import CheckpointError, MinirnnError, plural
 from .backend import backend_of
 from .model import PARAM_NAMES
 from .train import TrainState
@@ -105,7 +105,7 @@ def _read_member(member, info, path):
         )
     size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if size > info.file_size:
-        raise CheckpointError(f"checkpoint {path}: member {info.filename} is truncated ({info.file_size} bytes for {size})")
+        raise CheckpointError(f"checkpoint {path}: member {info.filename} is truncated ({plural(info.file_size, 'byte')} for {size})")
     data = member.read(size)
     if len(data) != size:
         raise CheckpointError(f"checkpoint {path}: member {info.filename} is truncated")
@@ -123,7 +123,7 @@ def _text(arrays, key, path):
 def _validate(arrays, path):
     missing = [k for k in PARAM_NAMES + ("vocab", "config", "state", "format") if k not in arrays]
     if missing:
-        raise CheckpointError(f"checkpoint {path}: missing member(s) {', '.join(missing)}; was it written by minirnn?")
+        raise CheckpointError(f"checkpoint {path}: missing {'member' if len(missing) == 1 else 'members'} {', '.join(missing)}; was it written by minirnn?")
     if _text(arrays, "format", path) != FORMAT:
         raise CheckpointError(f"checkpoint {path}: unknown format {_text(arrays, 'format', path)!r}, expected {FORMAT!r}")
     params = {k: arrays[k] for k in PARAM_NAMES}
@@ -150,7 +150,7 @@ def _validate(arrays, path):
     except ValueError as e:
         raise CheckpointError(f"checkpoint {path}: bad vocabulary: {e}") from None
     if len(vocab) != V:
-        raise CheckpointError(f"checkpoint {path}: the vocabulary has {len(vocab)} tokens but the weights expect V={V}")
+        raise CheckpointError(f"checkpoint {path}: the vocabulary has {plural(len(vocab), 'token')} but the weights expect V={V}")
     config = Config.from_dict(json.loads(_text(arrays, "config", path)))
     if config.num_hiddens != H or config.dtype != str(params["W_hh"].dtype):
         raise CheckpointError(f"checkpoint {path}: its config (num_hiddens {config.num_hiddens}, {config.dtype}) "

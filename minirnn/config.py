@@ -47,7 +47,7 @@ class Config:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise UsageError(f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}")
+            raise UsageError(f"unknown {'option' if len(unknown) == 1 else 'options'} {', '.join(unknown)}; known options: {', '.join(sorted(known))}")
         return cls(**values).validated()
 
     def to_dict(self):

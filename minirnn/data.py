@@ -14,7 +14,7 @@ from importlib import resources
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, plural
 
 BOOK_NAME = "timemachine.txt"
 BOOK_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
@@ -217,7 +217,7 @@ def check_fits(num_tokens, batch_size, num_steps, what):
     need = batch_size * num_steps + 1 + num_steps
     if num_batches_sequential(num_tokens, batch_size, num_steps, num_steps) < 1:
         raise DataError(
-            f"the {what} has {num_tokens} tokens, too few for one minibatch of "
+            f"the {what} has {plural(num_tokens, 'token')}, too few for one minibatch of "
             f"--batch-size {batch_size} x --num-steps {num_steps} (needs {need}); "
             f"lower --batch-size or --num-steps, or raise --max-tokens / use a longer --data file"
         )

@@ -8,13 +8,16 @@ Sampling uses the Gumbel-max trick, argmax(logits/τ + G) with G Gumbel noise
 drawn on the host by a seeded Generator, so a seed gives the same text on the
 CPU and the GPU, and the chosen ids never leave the device until the end: there
 is one host sync per call, not one per character.
+
+`<unk>` is never generated, greedy or sampled: it is never a training target, so
+its probability is only leftover mass; its logit is set to -inf.
 """
 import warnings
 
 import numpy as np
 
 from .backend import backend_of
-from .data import preprocess
+from .data import UNK, preprocess
 from .errors import UsageError
 from .model import rnn_forward, rnn_step_forward
 
@@ -54,6 +57,10 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
     backend = backend_of(params["W_hh"])
     xp = backend.xp
     W_xh, W_hh, b_h, W_hq, b_q = (params[k] for k in ("W_xh", "W_hh", "b_h", "W_hq", "b_q"))
+    if len(vocab) < 2:
+        raise ValueError(f"the vocabulary holds only {UNK}; there is nothing to generate")
+    b_q = b_q.copy()
+    b_q[vocab.idx_to_token.index(UNK)] = -np.inf  # never generate <unk>
     if len(ids) > 1:  # warm-up: run the state over all but the last prefix character
         _, H, _ = rnn_forward(params, ids[None, :-1].astype(np.int64), None, activation=activation)
     else:

@@ -228,8 +228,10 @@ def rnn_backward(dlogits, cache, dH_T=None):
 
 def _check_tokens(X, V):
     """Shape and, on the host, range of the token ids; CuPy would not raise on bad ids."""
+    if not hasattr(X, "ndim"):
+        X = np.asarray(X)  # a list or other array-like of ids
     if X.ndim != 2:
-        raise ValueError(f"X must have shape (batch, steps), got {X.ndim} dimensions")
+        raise ValueError(f"X must have shape (batch, steps), got shape {tuple(X.shape)}")
     if X.shape[0] < 1 or X.shape[1] < 1:
         raise ValueError(f"X must hold at least one token, got shape {tuple(X.shape)}")
     if isinstance(X, np.ndarray):

@@ -3,10 +3,15 @@ from .backend import array_module
 
 
 def grad_norm(grads):
-    """Global L2 norm of all gradients, as a 0-d device array (no host sync)."""
+    """Global L2 norm of all gradients, as a float64 0-d device array (no host sync).
+
+    The squares are summed in float64: in float32 a sum of squares overflows once
+    the norm passes 1.8e19, and clipping would then zero the gradient.
+    """
     g = list(grads.values())
     xp = array_module(g[0])
-    return xp.sqrt(sum(xp.vdot(a.ravel(), a.ravel()) for a in g))
+    wide = [a.ravel().astype(xp.float64, copy=False) for a in g]  # a copy only for narrower floats
+    return xp.sqrt(sum(xp.vdot(a, a) for a in wide))
 
 
 def clip_grad_norm(grads, theta):
@@ -26,9 +31,9 @@ def clip_grad_norm(grads, theta):
     if xp.__name__ == "numpy":  # on the host, reading the norm costs nothing: skip the no-op
         if norm <= theta:
             return norm
-    scale = xp.minimum(1.0, theta / (norm + 1e-6)).astype(norm.dtype)  # on the device: no sync
+    scale = xp.minimum(1.0, theta / (norm + 1e-6))  # on the device: no sync
     for g in grads.values():
-        g *= scale
+        g *= scale.astype(g.dtype)
     return norm
 
 

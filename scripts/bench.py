@@ -56,7 +56,7 @@ def main(argv):
 
     backend = get_backend(args.device)
     if not args.json:
-        print(f"device {backend.name}, {args.threads} BLAS thread(s), float32, "
+        print(f"device {backend.name}, {args.threads} BLAS thread{'' if args.threads == 1 else 's'}, float32, "
               f"median of {args.repeats} after {args.warmup} warm-up steps")
         print(f"{'config':<7} {'B/T/H/V':<16} {'step ms':>9} {'floor ms':>9} {'tokens/s':>10} "
               f"{'floor tok/s':>11} {'step/floor':>10}")
