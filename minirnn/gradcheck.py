@@ -179,7 +179,7 @@ def _kink_pattern(cache):
     for H_t = relu(Z_t). The initial state Hs[0] is an input, not a pre-activation,
     so it is not part of the pattern.
     """
-    if cache.get("activation") != "relu":
+    if not isinstance(cache, dict) or cache.get("activation") != "relu":
         return None
     return cache["Hs"][1:] > 0
 

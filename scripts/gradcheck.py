@@ -25,6 +25,7 @@ from minirnn.config import ACTIVATIONS, DEVICES
 from minirnn.errors import UsageError
 from minirnn.gradcheck import STEP, TOLERANCE, check_gradients, random_params
 
+_DESCRIPTION = __doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[-1].strip()
 EPILOG = """exit status:
   0  every array passed
   1  some array FAILED (or an error stopped the check)
@@ -32,8 +33,8 @@ EPILOG = """exit status:
   3  nothing failed, but some array could not be checked (unresolved)"""
 
 
-def main(argv):
-    p = ArgumentParser(prog="gradcheck.py", description=__doc__.splitlines()[0], epilog=EPILOG,
+def build_parser():
+    p = ArgumentParser(prog="gradcheck.py", description=_DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch-size", type=int, default=3, help="B, the number of sequences (default 3)")
     p.add_argument("--num-steps", type=int, default=5, help="T, the steps of the window (default 5)")
@@ -48,7 +49,11 @@ def main(argv):
     p.add_argument("--device", choices=DEVICES, default=None,
                    help="cpu, gpu or auto (default: the MINIRNN_DEVICE environment variable, else cpu)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv):
+    a = build_parser().parse_args(argv)
     for name in ("batch_size", "num_steps", "vocab_size", "num_hiddens"):
         if getattr(a, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be an integer >= 1, got {getattr(a, name)}")
@@ -68,12 +73,12 @@ def main(argv):
     G = backend.asarray(rng.normal(0.0, a.scale, (B, H)))
     rows = check_gradients(params, X, Y, H0, dstate_T=G, activation=a.activation, h=a.step, tol=a.tol)
 
-    print(f"gradient check: B={B} T={T} V={V} H={H}, {a.activation}, seed {a.seed}, float64, central differences "
-          f"at h={a.step:g}, h/2, h/4, Richardson-extrapolated; tolerance {a.tol:g} relative")
-    print(f"{'array':<6} {'shape':<8} {'rel error':>10} {'abs error':>10} {'est. error':>10} {'skipped':>7}  verdict")
+    print(f"gradient check: B={B} T={T} V={V} H={H}, {a.activation}, seed {a.seed}, float64; central differences "
+          f"at h={a.step:g}, h/2, h/4, extrapolated; tolerance {a.tol:g} relative")
+    print(f"{'array':<6} {'shape':<8} {'rel error':>10} {'abs error':>10} {'est. error':>11} {'skipped':>8}  verdict")
     for r in rows:
         print(f"{r['name']:<6} {str(r['shape']):<8} {r['rel_error']:>10.2e} {r['abs_error']:>10.2e} "
-              f"{r['est_error']:>10.2e} {r['skipped']:>7}  {r['verdict']}" + (f": {r['reason']}" if r["reason"] else ""))
+              f"{r['est_error']:>11.2e} {r['skipped']:>8}  {r['verdict']}" + (f": {r['reason']}" if r["reason"] else ""))
     verdicts = [r["verdict"] for r in rows]
     if "FAIL" in verdicts:
         print(f"GRADIENT CHECK FAILED: {verdicts.count('FAIL')} of {len(rows)} arrays")
