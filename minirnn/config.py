@@ -16,6 +16,11 @@ from .model import ACTIVATIONS
 
 SAMPLINGS = ("sequential", "random", "reset")
 DTYPES = ("float32", "float64")
+# Default learning rate of each optimizer (minirnn/optim.py): SGD 1, the book's;
+# Adagrad 0.1, min-char-rnn's; Adam 2e-3, char-rnn's for its per-parameter-scaled
+# steps (Kingma & Ba's general default is 1e-3).
+DEFAULT_LR = {"sgd": 1.0, "adagrad": 0.1, "adam": 2e-3}
+OPTIMIZERS = tuple(DEFAULT_LR)
 
 
 @dataclasses.dataclass(frozen=True)
