@@ -2,7 +2,7 @@
 """Check the hand-written BPTT against central differences, in float64.
 
     python scripts/gradcheck.py [--batch-size 3 --num-steps 5 --vocab-size 8 --num-hiddens 6
-                                 --activation tanh --seed 0 --scale 0.5 --step 1e-5 --tol 1e-6]
+                                 --activation tanh --seed 0 --scale 0.5 --step 1e-4 --tol 1e-6]
 
 Prints one row per parameter and for the initial state H0: the relative and
 absolute error, the estimated error of the differences, the elements skipped and
