@@ -26,7 +26,7 @@ import numpy as np
 from .atomic import atomic_write
 from .config import Config
 from .data import Vocab
-from .errors import CheckpointError, MinirnnError
+from .errors import CheckpointError, MinirnnError, plural
 from .backend import backend_of
 from .model import Spec, param_shapes
 from .train import TrainState
@@ -117,7 +117,7 @@ def _read_member(member, info, path):
         )
     size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if size > info.file_size:
-        raise CheckpointError(f"checkpoint {path}: member {info.filename} is truncated ({info.file_size} bytes for {size})")
+        raise CheckpointError(f"checkpoint {path}: member {info.filename} is truncated ({plural(info.file_size, 'byte')} for {size})")
     data = member.read(size)
     if len(data) != size:
         raise CheckpointError(f"checkpoint {path}: member {info.filename} is truncated")
@@ -135,7 +135,7 @@ def _text(arrays, key, path):
 def _validate(arrays, path):
     missing = [k for k in ("W_hq", "b_q", "vocab", "config", "state", "format") if k not in arrays]
     if missing:
-        raise CheckpointError(f"checkpoint {path}: missing member(s) {', '.join(missing)}; was it written by minirnn?")
+        raise CheckpointError(f"checkpoint {path}: missing {'member' if len(missing) == 1 else 'members'} {', '.join(missing)}; was it written by minirnn?")
     if _text(arrays, "format", path) != FORMAT:
         raise CheckpointError(f"checkpoint {path}: unknown format {_text(arrays, 'format', path)!r}, expected {FORMAT!r}")
     config = Config.from_dict(json.loads(_text(arrays, "config", path)))
@@ -168,7 +168,7 @@ def _validate(arrays, path):
     except ValueError as e:
         raise CheckpointError(f"checkpoint {path}: bad vocabulary: {e}") from None
     if len(vocab) != V:
-        raise CheckpointError(f"checkpoint {path}: the vocabulary has {len(vocab)} tokens but the weights expect V={V}")
+        raise CheckpointError(f"checkpoint {path}: the vocabulary has {plural(len(vocab), 'token')} but the weights expect V={V}")
     dtype = params["W_hq"].dtype
     if config.num_hiddens != H or config.dtype != str(dtype):
         raise CheckpointError(f"checkpoint {path}: its config (num_hiddens {config.num_hiddens}, {config.dtype}) "

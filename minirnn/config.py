@@ -18,6 +18,11 @@ CELL_NAMES = tuple(CELLS)
 
 SAMPLINGS = ("sequential", "random", "reset")
 DTYPES = ("float32", "float64")
+# Default learning rate of each optimizer (minirnn/optim.py): SGD 1, the book's;
+# Adagrad 0.1, min-char-rnn's; Adam 2e-3, char-rnn's for its per-parameter-scaled
+# steps (Kingma & Ba's general default is 1e-3).
+DEFAULT_LR = {"sgd": 1.0, "adagrad": 0.1, "adam": 2e-3}
+OPTIMIZERS = tuple(DEFAULT_LR)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +58,7 @@ class Config:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise UsageError(f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}")
+            raise UsageError(f"unknown {'option' if len(unknown) == 1 else 'options'} {', '.join(unknown)}; known options: {', '.join(sorted(known))}")
         return cls(**values).validated()
 
     def to_dict(self):

@@ -14,7 +14,7 @@ from importlib import resources
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, plural
 
 BOOK_NAME = "timemachine.txt"
 BOOK_SHA1 = "090b5e7e70c295757f55df93cb0a180b9691891a"
@@ -223,6 +223,6 @@ def check_fits(num_tokens, batch_size, num_steps, what, advice=None):
     if num_batches_sequential(num_tokens, batch_size, num_steps, num_steps) < 1:
         advice = advice or "lower --batch-size or --num-steps, or use a longer --data file"
         raise DataError(
-            f"the {what} has {num_tokens} tokens, too few for one minibatch of "
+            f"the {what} has {plural(num_tokens, 'token')}, too few for one minibatch of "
             f"--batch-size {batch_size} x --num-steps {num_steps} (needs {need}); {advice}"
         )

@@ -23,3 +23,8 @@ class CheckpointError(MinirnnError):
 
 class DivergedError(MinirnnError):
     """The loss or a gradient became non-finite."""
+
+
+def plural(n, noun, plural_form=None):
+    """'1 token', '2 tokens': a count with its noun, for messages."""
+    return f"{n} {noun if n == 1 else plural_form or noun + 's'}"

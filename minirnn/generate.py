@@ -8,13 +8,16 @@ Sampling uses the Gumbel-max trick, argmax(logits/τ + G) with G Gumbel noise
 drawn on the host by a seeded Generator, so a seed gives the same text on the
 CPU and the GPU, and the chosen ids never leave the device until the end: there
 is one host sync per call, not one per character.
+
+`<unk>` is never generated, greedy or sampled: it is never a training target, so
+its probability is only leftover mass; its logit is set to -inf.
 """
 import warnings
 
 import numpy as np
 
 from .backend import backend_of
-from .data import preprocess
+from .data import UNK, preprocess
 from .errors import UsageError
 from .model import Workspace, forward_ids, model_spec, prepare, rnn_forward, split_state
 
@@ -56,10 +59,14 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
     xp = backend.xp
     spec = model_spec(params)
     state = None
+    if len(vocab) < 2:
+        raise ValueError(f"the vocabulary holds only {UNK}; there is nothing to generate")
     if len(ids) > 1:  # warm-up: run the state over all but the last prefix character
         _, state, _ = rnn_forward(params, ids[None, :-1].astype(np.int64), None, activation=activation)
     ws = Workspace()
     prep = prepare(params, ws, spec)  # the weights, side by side, once for all characters
+    prep["b_q"] = params["b_q"].copy()
+    prep["b_q"][vocab.idx_to_token.index(UNK)] = -np.inf  # never generate <unk>
     out = xp.empty(num_preds, dtype=np.int64)  # generated ids, kept on the device
     token = backend.asarray(ids[-1:].astype(np.int64))  # (1,)
     rng = np.random.default_rng(seed)

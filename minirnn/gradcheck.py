@@ -1,27 +1,53 @@
-"""Numerical gradient checking: central differences against the hand-written BPTT.
+"""Numerical gradient checking: central differences, with their own error, against BPTT.
 
-For a loss L(θ), the central difference (L(θ + h·e_i) - L(θ - h·e_i)) / 2h
-approximates dL/dθ_i with an error of O(h²). In float64 with h = 1e-5 that error
-and the rounding error (about eps·L / h, near 1e-11) are tiny, so a correct
-backward agrees to about 1e-9 relative and a wrong one is off by far more.
+Method. For each element θ_i of each array, the loss is evaluated at θ_i ± h,
+θ_i ± h/2 and θ_i ± h/4, giving three central differences D(h), D(h/2), D(h/4).
+Each is g + c·s² + O(s⁴) for its step s, so Richardson extrapolation cancels the
+s² term:  R(s) = (4·D(s/2) - D(s)) / 3 = g + O(s⁴).  The numerical gradient is
+R(h/2), and the estimated error of the differences is
 
-An array passes when its relative error is at most TOLERANCE, or when its
-absolute error is at most ATOL: a whole array of gradients near 1e-7 (a
-saturated tanh, a sure softmax) is below what the differences can resolve, and
-its relative error then measures their rounding, not the backward.
+    |R(h) - R(h/2)|           the truncation (and rounding) left, measured, plus
+    6 · ROUNDING · |L| / h    the rounding of R(h/2) when each loss value L is
+                              off by up to ROUNDING·|L|.
 
-The loss checked is L = CE(logits, y) + Σ G ⊙ H_T: the linear term makes a
-non-zero gradient G arrive at the final state, so the dH_T path is checked too.
+An array's verdict, over its elements that were not skipped (err = max|a - n|,
+scale = max(|a| + |n|), est = the largest estimated error):
+    FAIL        err > tol·scale + SAFETY·est: the backward differs by more than
+                the tolerance and the differences' own error can explain;
+    pass        otherwise, when est <= tol·scale: the differences resolve the
+                gradient to the tolerance, and it agrees;
+    unresolved  otherwise: the differences cannot tell (a loss too large for h,
+                so the differences round away; or differences that do not settle
+                as the step shrinks, as with chaotic dynamics; or every element
+                skipped). The reason says which. It is never counted as a pass.
+
+The loss checked is L = CE(logits, y) + Σ G ⊙ state_T: the linear term makes a
+non-zero gradient G arrive at the final state, so that path is checked too. The
+state may be None, an array (H) or a tuple of arrays (H, C): every member's
+initial value is checked, as rows "H0" and "C0".
+
+ReLU: an element whose perturbation flips the sign of any pre-activation (a unit
+crossing its kink) is skipped; _kink_pattern reads the signs off the cache.
+
+Precision: the check runs in float64, on copies. In float32 the rounding of the
+loss (1e-7) divided by h would be all that the differences measure; rather than
+refuse, check_gradients converts copies of the parameters and the state, and
+leaves the caller's arrays untouched.
 """
 import numpy as np
 
 from .backend import array_module, backend_of, get_backend
+from .errors import plural
 from .loss import softmax_cross_entropy
-from .model import PARAM_NAMES, kink_pattern, rnn_backward, rnn_forward
+from .model import init_params, kink_pattern, rnn_backward, rnn_forward
 
-TOLERANCE = 1e-6  # largest max relative error that passes
-ATOL = 1e-10  # ... or largest max absolute error, about 10 x the rounding of the differences
-STEP = 1e-5  # h
+TOLERANCE = 1e-6  # largest relative error that passes
+STEP = 1e-4  # h: the largest of the three steps
+ROUNDING = 4 * np.finfo(np.float64).eps  # relative rounding error assumed for one loss value
+SAFETY = 3.0  # how many estimated errors a difference may be off before it counts against the backward
+ATOL = 1e-10  # absolute agreement asked of gradients_match, for arrays too small for a relative check
+STATE_NAMES = ("H0", "C0")  # rows of the initial state's members
+VERDICTS = ("pass", "FAIL", "unresolved")
 
 
 def rel_error(a, b):
@@ -45,88 +71,184 @@ def abs_error(a, b):
 
 
 def gradients_match(analytic, numeric, tol=TOLERANCE):
-    """rel_error <= tol, or abs_error <= ATOL (see the module docstring)."""
+    """rel_error <= tol, or abs_error <= ATOL: a quick comparison for the tests of
+    single operations; check_gradients gives a verdict with an error estimate."""
     return rel_error(analytic, numeric) <= tol or abs_error(analytic, numeric) <= ATOL
 
 
-def checked_loss(params, X, Y, H0, *, dH_T=None, activation="tanh"):
-    """The checked loss as a float, its cache and dlogits: (loss, cache, dlogits)."""
-    logits, H_T, cache = rnn_forward(params, X, H0, activation=activation)
-    loss, dlogits = softmax_cross_entropy(logits, _targets(Y, logits))
-    if dH_T is not None:
-        loss = loss + (dH_T * H_T).sum()
-    return float(loss), cache, dlogits  # deliberate host sync: a checker
+# ----------------------------------------------------------------------------- differences
+def differences(f, x, h=STEP, guard=None):
+    """Central differences of the scalar f() with respect to each element of x.
+
+    x is perturbed in place and restored. Returns (numeric, est, loss_scale):
+    numeric the Richardson value R(h/2), est the estimated error of each element
+    (both x's shape, float64) and loss_scale the largest |f| seen. If guard is
+    given, f returns (value, pattern), and an element whose perturbation changes
+    the pattern from guard (a ReLU unit crossing its kink) is NaN in numeric and
+    est, i.e. skipped.
+    """
+    numeric, est = np.empty(x.shape), np.empty(x.shape)
+    loss_scale = 0.0
+    for i in np.ndindex(*x.shape):
+        old = x[i].copy()
+        D, skip, scale = [], False, 0.0
+        for s in (h, h / 2, h / 4):
+            values, steps = [], []
+            for sign in (1, -1):
+                x[i] = old + sign * s
+                steps.append(sign * float(x[i] - old))  # the step as stored, not as asked
+                value = f()
+                if guard is not None:
+                    value, pattern = value
+                    skip = skip or not bool((pattern == guard).all())
+                values.append(value)
+                scale = max(scale, abs(value))
+            D.append((values[0] - values[1]) / (steps[0] + steps[1]) if steps[0] + steps[1] > 0 else np.nan)
+        x[i] = old
+        loss_scale = max(loss_scale, scale)
+        R1, R2 = (4 * D[1] - D[0]) / 3, (4 * D[2] - D[1]) / 3
+        numeric[i] = np.nan if skip else R2
+        est[i] = np.nan if skip else abs(R1 - R2) + _rounding(scale, h)
+    return numeric, est, loss_scale
 
 
-def _targets(Y, logits):
-    xp = array_module(logits)
-    return xp.asarray(Y.T.reshape(-1))  # time-major, as the logits
+def _rounding(loss, h):
+    # R(h/2) = (4·D(h/4) - D(h/2)) / 3, each D a difference of two values off by
+    # ROUNDING·|L|: (4·(2/(h/2)) + 2/h) / 3 = 6/h times ROUNDING·|L|
+    return 6 * ROUNDING * loss / h
 
 
 def numerical_gradient(f, x, h=STEP, guard=None):
-    """Central differences of the scalar f() with respect to each element of x.
+    """The numerical gradient of f() with respect to x (NaN where skipped); see differences."""
+    return differences(f, x, h, guard)[0]
 
-    x is perturbed in place and restored. If guard is given, f returns
-    (value, pattern) and an element whose ±h perturbation changes the pattern
-    (a ReLU unit crossing its kink) is set to NaN, i.e. skipped.
+
+# ----------------------------------------------------------------------------- the check
+def check_gradients(params, X, Y, state=None, *, dstate_T=None, activation="tanh", h=STEP, tol=TOLERANCE,
+                    forward=rnn_forward, backward=rnn_backward, masks=None):
+    """Compare analytic and numerical gradients for every array of params (in its
+    order) and for each member of the initial state.
+
+    state: None (zeros, not checked), an array, or a tuple of arrays; dstate_T:
+    the gradient G at the final state, of the same structure, or None. forward
+    and backward follow rnn_forward(params, X, state, activation=...) ->
+    (logits, state_T, cache) and rnn_backward(dlogits, cache, dstate_T) ->
+    (grads, dstate_0). The check runs on float64 copies (see the module docstring).
+    masks: dropout masks (dropout.dropout_masks), held fixed for every evaluation.
+
+    Returns a list of rows, one per array: {name, shape, rel_error, abs_error,
+    est_error, skipped, verdict, reason, passed, analytic, numeric}; verdict is
+    one of VERDICTS, reason says why for any verdict but pass, passed is
+    verdict == "pass", and skipped counts the elements left out at ReLU kinks.
     """
-    grad = np.empty(x.shape)
-    for i in np.ndindex(*x.shape):
-        old = x[i].copy()
-        x[i] = old + h
-        f_plus = f()
-        x[i] = old - h
-        f_minus = f()
-        x[i] = old
-        if guard is not None:
-            (f_plus, p_plus), (f_minus, p_minus) = f_plus, f_minus
-            if not (bool((p_plus == guard).all()) and bool((p_minus == guard).all())):
-                grad[i] = np.nan
-                continue
-        grad[i] = (f_plus - f_minus) / (2 * h)
-    return grad
+    if not (np.isfinite(h) and h > 0) or not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"step h and tolerance tol must be finite and > 0, got h={h}, tol={tol}")
+    params = {k: _float64(v, f"params[{k!r}]") for k, v in params.items()}
+    state, dstate_T = _float64(state, "the state"), _float64(dstate_T, "dstate_T")
+    y = np.asarray(Y).T.reshape(-1)  # time-major targets, as the logits; checked on the host
+    targets = []  # the targets on the device, once they have been checked
 
+    def evaluate():
+        extra = {} if masks is None else {"masks": [None if m is None else _float64(m, "a mask") for m in masks]}
+        logits, state_T, cache = forward(params, X, state, activation=activation, **extra)
+        if not targets:
+            softmax_cross_entropy(logits, y)  # checks the targets' range on the host
+            targets.append(array_module(logits).asarray(y))
+        loss, dlogits = softmax_cross_entropy(logits, targets[0])
+        return float(loss + _linear_term(dstate_T, state_T)), cache, dlogits  # deliberate host sync: a checker
 
-def check_gradients(params, X, Y, H0, *, dH_T=None, activation="tanh", h=STEP, tol=TOLERANCE):
-    """Compare analytic and numerical gradients for every parameter and for H0.
-
-    params should be float64. Returns a list of rows, one per array:
-    {name, shape, rel_error, abs_error, passed, skipped, analytic, numeric};
-    skipped counts the elements left out because a ReLU pre-activation lies
-    within h of its kink; passed is rel_error <= tol or abs_error <= ATOL.
-    """
-    _, cache, dlogits = checked_loss(params, X, Y, H0, dH_T=dH_T, activation=activation)
-    grads, dH0 = rnn_backward(dlogits, cache, dH_T)
-    # ReLU: the sign pattern of the pre-activations, read off the cached outputs
-    guard = kink_pattern(cache)
+    _, cache, dlogits = evaluate()
+    guard = _kink_pattern(cache)
+    grads, dstate_0 = backward(dlogits, cache, dstate_T)
 
     def f():
-        value, cache, _ = checked_loss(params, X, Y, H0, dH_T=dH_T, activation=activation)
-        return value if guard is None else (value, kink_pattern(cache))
+        value, cache, _ = evaluate()
+        return value if guard is None else (value, _kink_pattern(cache))
 
+    arrays = [(k, params[k], grads[k]) for k in params]
+    arrays += [(_state_name(i), s, g) for i, (s, g) in enumerate(zip(_members(state), _members(dstate_0)))]
     rows = []
-    for name, x, g in [(k, params[k], grads[k]) for k in PARAM_NAMES] + [("H0", H0, dH0)]:
-        numeric = numerical_gradient(f, x, h=h, guard=guard)
-        analytic = _host(g)
-        rows.append({
-            "name": name,
-            "shape": tuple(x.shape),
-            "rel_error": rel_error(analytic, numeric),
-            "abs_error": abs_error(analytic, numeric),
-            "passed": gradients_match(analytic, numeric, tol),
-            "skipped": int(np.isnan(numeric).sum()),
-            "analytic": analytic,
-            "numeric": numeric,
-        })
+    for name, x, g in arrays:
+        numeric, est, loss_scale = differences(f, x, h=h, guard=guard)
+        rows.append(_verdict(name, _host(g), numeric, est, loss_scale, h, tol))
     return rows
 
 
-def random_params(V, H, rng, *, scale=0.5, backend=None, dtype="float64"):
-    """Parameters drawn normal(0, scale): larger than the training init, so that
-    every gradient stands well above rounding."""
+def _kink_pattern(cache):
+    """The sign pattern of every ReLU pre-activation of the window (a host bool array),
+    or None without ReLU: model.kink_pattern, which reads sign(Z_t) for t >= 1 off
+    H_t = relu(Z_t) in every layer. The initial state is an input, not a
+    pre-activation, so it is not part of the pattern."""
+    return kink_pattern(cache)
+
+
+def _verdict(name, analytic, numeric, est, loss_scale, h, tol):
+    row = {"name": name, "shape": tuple(analytic.shape), "analytic": analytic, "numeric": numeric,
+           "skipped": int(np.isnan(numeric).sum()), "rel_error": rel_error(analytic, numeric),
+           "abs_error": abs_error(analytic, numeric)}
+    keep = ~np.isnan(numeric)
+    a, n, e = analytic[keep], numeric[keep], est[keep]
+    row["est_error"] = float(e.max()) if e.size else float("nan")
+    if not keep.any():
+        verdict, reason = "unresolved", f"all {plural(numeric.size, 'element')} skipped: a ReLU unit within h of its kink"
+    elif not (np.isfinite(n).all() and np.isfinite(e).all() and np.isfinite(loss_scale)):
+        verdict, reason = "unresolved", "the loss or its differences are not finite; try a smaller --scale"
+    elif not np.isfinite(a).all():
+        verdict, reason = "FAIL", "the backward gives NaN or inf"
+    else:
+        err, scale, est_max = float(np.abs(a - n).max()), float((np.abs(a) + np.abs(n)).max()), float(e.max())
+        if err > tol * scale + SAFETY * est_max:
+            verdict, reason = "FAIL", (f"off by {err:.1e} ({err / max(scale, 1e-300):.1e} relative), more than the "
+                                       f"tolerance and {SAFETY:g} x the differences' error {est_max:.1e}")
+        elif est_max <= tol * scale:
+            verdict, reason = "pass", ""
+        elif scale == 0 and _rounding(loss_scale, h) <= tol:
+            verdict, reason = "pass", "the loss does not move: every difference and gradient is exactly 0"
+        elif _rounding(loss_scale, h) >= est_max / 2:
+            verdict, reason = "unresolved", (f"rounding: a loss of {loss_scale:.1e} is too large for h={h:g}, the "
+                                             f"differences resolve only {est_max:.1e} of gradients up to {scale:.1e}; "
+                                             f"try a larger --step")
+        else:
+            verdict, reason = "unresolved", (f"the differences do not settle as the step shrinks (error {est_max:.1e} "
+                                             f"on gradients up to {scale:.1e}); try another --step or a smaller --scale")
+    row.update(verdict=verdict, reason=reason, passed=verdict == "pass")
+    return row
+
+
+# ----------------------------------------------------------------------------- helpers
+def _float64(a, what):
+    """A float64 copy of an array (or of each member of a tuple); None stays None."""
+    if a is None:
+        return None
+    if isinstance(a, tuple):
+        return tuple(_float64(m, f"{what}[{i}]") for i, m in enumerate(a))
+    if not hasattr(a, "dtype"):
+        a = np.asarray(a)  # a list or other array-like
+    if a.dtype.kind != "f":
+        raise TypeError(f"{what} has dtype {a.dtype}; gradients are checked on floating-point arrays")
+    return a.astype(np.float64)  # always a copy: the caller's arrays are never perturbed
+
+
+def _members(state):
+    return () if state is None else state if isinstance(state, tuple) else (state,)
+
+
+def _state_name(i):
+    return STATE_NAMES[i] if i < len(STATE_NAMES) else f"S{i}_0"
+
+
+def _linear_term(G, state_T):
+    """Σ G ⊙ state_T over every member of the state (0 without G)."""
+    return sum((g * s).sum() for g, s in zip(_members(G), _members(state_T)))
+
+
+def random_params(V, H, rng, *, scale=0.5, backend=None, dtype="float64", cell="rnn", num_layers=1, embed_size=None):
+    """Parameters of the model init_params describes, drawn normal(0, scale): larger
+    than the training init, so that every gradient stands well above rounding."""
     backend = get_backend(backend)
-    shapes = {"W_xh": (V, H), "W_hh": (H, H), "b_h": (H,), "W_hq": (H, V), "b_q": (V,)}
-    return {k: backend.asarray(rng.normal(0.0, scale, shapes[k]).astype(dtype)) for k in PARAM_NAMES}
+    shapes = {k: v.shape for k, v in init_params(V, H, cell=cell, num_layers=num_layers, embed_size=embed_size,
+                                                  dtype="float64").items()}
+    return {k: backend.asarray(rng.normal(0.0, scale, s).astype(dtype)) for k, s in shapes.items()}
 
 
 def _host(a):

@@ -348,13 +348,15 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None):
 
 def kink_pattern(cache):
     """Where a ReLU could break a finite difference: the signs of every pre-activation
-    Z_t (t ≥ 1) of a ReLU model's layers, as one host bool array; None without ReLU.
+    Z_t (t ≥ 1) of a ReLU model's layers, as a host bool array (T,B,H), or (L,T,B,H)
+    for L layers; None without ReLU.
     (H_t = relu(Z_t) > 0 exactly when Z_t > 0; the initial state is no pre-activation.)"""
     layers = [entry["cell"] for entry in cache["layers"]]
     if layers[0].get("activation") != "relu":
         return None
     backend = backend_of(layers[0]["Hs"])
-    return np.concatenate([backend.to_numpy(c["Hs"][1:] > 0).ravel() for c in layers])  # deliberate host sync: a checker
+    signs = [backend.to_numpy(c["Hs"][1:] > 0) for c in layers]  # deliberate host sync: a checker
+    return signs[0] if len(signs) == 1 else np.stack(signs)
 
 
 def _dropped(X, mask, ws, name):
@@ -404,7 +406,7 @@ def check_tokens(X, V):
         except (TypeError, ValueError) as e:
             raise TypeError(f"X must be a (batch, steps) array of integer token ids, got {type(X).__name__} ({e})") from None
     if X.ndim != 2:
-        raise ValueError(f"X must have shape (batch, steps), got {X.ndim} dimension{'s' if X.ndim != 1 else ''}")
+        raise ValueError(f"X must have shape (batch, steps), got shape {tuple(X.shape)}")
     if X.shape[0] < 1 or X.shape[1] < 1:
         raise ValueError(f"X must hold at least one token, got shape {tuple(X.shape)}")
     if isinstance(X, np.ndarray):

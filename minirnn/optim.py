@@ -1,12 +1,28 @@
-"""Gradient clipping by global norm, and plain SGD. Both work in place."""
-from .backend import array_module
+"""Gradient clipping by global norm, and the optimizers. All work in place.
+
+An optimizer object has step(params, grads), which updates params in place on
+their device with no host sync, and state_dict() / load_state_dict(d), a flat
+dict of plain host arrays (and 0-d integer arrays), so a checkpoint can hold it
+without pickle and a resumed run continues bit for bit.
+"""
+import math
+
+import numpy as np
+
+from .backend import array_module, backend_of
+from .config import DEFAULT_LR, OPTIMIZERS
 
 
 def grad_norm(grads):
-    """Global L2 norm of all gradients, as a 0-d device array (no host sync)."""
+    """Global L2 norm of all gradients, as a float64 0-d device array (no host sync).
+
+    The squares are summed in float64: in float32 a sum of squares overflows once
+    the norm passes 1.8e19, and clipping would then zero the gradient.
+    """
     g = list(grads.values())
     xp = array_module(g[0])
-    return xp.sqrt(sum(xp.vdot(a.ravel(), a.ravel()) for a in g))
+    wide = [a.ravel().astype(xp.float64, copy=False) for a in g]  # a copy only for narrower floats
+    return xp.sqrt(sum(xp.vdot(a, a) for a in wide))
 
 
 def clip_grad_norm(grads, theta):
@@ -26,9 +42,9 @@ def clip_grad_norm(grads, theta):
     if xp.__name__ == "numpy":  # on the host, reading the norm costs nothing: skip the no-op
         if norm <= theta:
             return norm
-    scale = xp.minimum(1.0, theta / (norm + 1e-6)).astype(norm.dtype)  # on the device: no sync
+    scale = xp.minimum(1.0, theta / (norm + 1e-6))  # on the device: no sync
     for g in grads.values():
-        g *= scale
+        g *= scale.astype(g.dtype)
     return norm
 
 
@@ -36,3 +52,146 @@ def sgd(params, grads, lr):
     """params[k] -= lr * grads[k], in place."""
     for k, p in params.items():
         p -= lr * grads[k]
+
+
+class SGD:
+    """Stochastic gradient descent, the book's:  θ ← θ - lr·g.
+
+    Robbins & Monro (1951); d2l.ai, "Minibatch Stochastic Gradient Descent". No state.
+    """
+
+    def __init__(self, lr):
+        self.lr = _check_lr(lr)
+
+    def step(self, params, grads):
+        sgd(params, grads, self.lr)
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, d):
+        _check_keys(self, d, set())
+
+
+class _Stateful:
+    """Per-parameter state arrays ("slots"), named "<slot>.<param>", made as zeros
+    like the parameter on first use, and moved to its device and dtype on first use
+    after load_state_dict."""
+
+    SLOTS = ()
+
+    def __init__(self, lr, params=None):
+        self.lr = _check_lr(lr)
+        self.t = 0  # steps taken: a host int, so bias corrections need no sync
+        self.state = {}
+        if params is not None:
+            for k, p in params.items():
+                for slot in self.SLOTS:
+                    self._slot(slot, k, p)
+
+    def _slot(self, slot, k, p):
+        key = f"{slot}.{k}"
+        a = self.state.get(key)
+        xp = array_module(p)
+        if a is None:
+            a = self.state[key] = xp.zeros_like(p)
+        elif array_module(a) is not xp or a.dtype != p.dtype:
+            a = self.state[key] = xp.asarray(a, dtype=p.dtype)
+        if a.shape != p.shape:
+            raise ValueError(f"optimizer state {key} has shape {a.shape}, but the parameter has shape {p.shape}")
+        return a
+
+    def state_dict(self):
+        d = {key: backend_of(a).to_numpy(a).copy() for key, a in self.state.items()}  # deliberate host sync: saving
+        d["t"] = np.array(self.t, dtype=np.int64)
+        return d
+
+    def load_state_dict(self, d):
+        _check_keys(self, d, {"t"} | {k for k in d if k.split(".", 1)[0] in self.SLOTS})
+        if "t" not in d:
+            raise ValueError(f"{type(self).__name__} state needs its step count 't'")
+        self.t = int(d["t"])
+        self.state = {k: np.array(v) for k, v in d.items() if k != "t"}
+
+
+class Adagrad(_Stateful):
+    """Adagrad, as min-char-rnn uses it (Karpathy, 2015):
+
+        G ← G + g²
+        θ ← θ - lr·g / √(G + eps)
+
+    Duchi, Hazan & Singer (2011), "Adaptive Subgradient Methods for Online Learning
+    and Stochastic Optimization", JMLR 12. (PyTorch puts eps outside the root.)
+    """
+
+    SLOTS = ("G",)
+
+    def __init__(self, lr, eps=1e-8, params=None):
+        self.eps = float(eps)
+        super().__init__(lr, params)
+
+    def step(self, params, grads):
+        self.t += 1
+        for k, p in params.items():
+            xp, g = array_module(p), grads[k]
+            G = self._slot("G", k, p)
+            G += g * g
+            p -= self.lr * g / xp.sqrt(G + self.eps)
+
+
+class Adam(_Stateful):
+    """Adam, with bias correction (Kingma & Ba, 2015, "Adam: A Method for Stochastic
+    Optimization", ICLR, Algorithm 1). At step t = 1, 2, ...:
+
+        m ← β1·m + (1 - β1)·g          v ← β2·v + (1 - β2)·g²
+        m̂ = m / (1 - β1^t)             v̂ = v / (1 - β2^t)
+        θ ← θ - lr·m̂ / (√v̂ + eps)
+
+    The first step moves every parameter by lr·g/(|g| + eps), about lr.
+    """
+
+    SLOTS = ("m", "v")
+
+    def __init__(self, lr, betas=(0.9, 0.999), eps=1e-8, params=None):
+        b1, b2 = (float(b) for b in betas)
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"Adam betas must lie in [0, 1), got {betas}")
+        self.betas, self.eps = (b1, b2), float(eps)
+        super().__init__(lr, params)
+
+    def step(self, params, grads):
+        self.t += 1
+        b1, b2 = self.betas
+        c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t  # host floats: no sync
+        for k, p in params.items():
+            xp, g = array_module(p), grads[k]
+            m, v = self._slot("m", k, p), self._slot("v", k, p)
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            p -= (self.lr / c1) * m / (xp.sqrt(v / c2) + self.eps)
+
+
+def make_optimizer(name, lr=None, params=None):
+    """The optimizer called name (one of OPTIMIZERS); lr None takes DEFAULT_LR[name].
+    With params, the state arrays are made at once, as zeros like them."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
+    lr = DEFAULT_LR[name] if lr is None else lr
+    if name == "sgd":
+        return SGD(lr)
+    return {"adagrad": Adagrad, "adam": Adam}[name](lr, params=params)
+
+
+def _check_lr(lr):
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"learning rate lr must be a finite number > 0, got {lr!r}")
+    return float(lr)
+
+
+def _check_keys(opt, d, allowed):
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ValueError(f"{type(opt).__name__} state: unknown {'entry' if len(unknown) == 1 else 'entries'} "
+                         f"{', '.join(unknown)}")

@@ -2,7 +2,8 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from minirnn.gradcheck import ATOL, TOLERANCE, check_gradients, gradients_match, numerical_gradient
+from minirnn.backend import get_backend
+from minirnn.gradcheck import check_gradients, gradients_match, numerical_gradient
 from minirnn.loss import softmax_cross_entropy
 from minirnn.model import ACTIVATIONS, PARAM_NAMES, rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
 
@@ -15,7 +16,7 @@ sizes = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=200)
+@settings(max_examples=100)  # 6 forwards per element: about 5 s
 @given(sizes)
 def test_rnn_gradients_match_central_differences(backend, s):
     rng = np.random.default_rng(s["seed"])
@@ -24,15 +25,24 @@ def test_rnn_gradients_match_central_differences(backend, s):
     X, Y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
     H0 = backend.asarray(rng.normal(0, s["scale"], (B, H)))
     dH_T = backend.asarray(rng.normal(0, 1.0, (B, H)))  # a non-zero gradient at the final state
-    rows = check_gradients(params, X, Y, H0, dH_T=dH_T, activation=s["activation"])
+    activation = s["activation"]
+    rows = check_gradients(params, X, Y, H0, dstate_T=dH_T, activation=activation)
     assert [r["name"] for r in rows] == list(PARAM_NAMES) + ["H0"]
     for r in rows:
-        # relative error <= 1e-6; only a whole array of gradients below what the
-        # differences resolve (saturated units) may pass on its absolute error instead
-        assert r["passed"], (r["name"], r["rel_error"], r["abs_error"])
-        assert r["rel_error"] <= TOLERANCE or r["abs_error"] <= ATOL
-        # ReLU elements within h of the kink are skipped; they must stay rare
-        assert r["skipped"] <= 0.1 * r["analytic"].size + 1
+        # a correct backward never FAILs; every array of gradients well above the
+        # differences' rounding (about 1e-10 here) passes, agreeing to 1e-6 relative or
+        # exactly zero on both sides (dead ReLU units). Gradients that vanished through
+        # time may be too small to resolve, and an array of one element may sit at a
+        # ReLU kink: unresolved, and saying why.
+        assert r["verdict"] != "FAIL", (r["name"], r["rel_error"], r["est_error"], r["reason"])
+        if np.abs(r["analytic"]).max() >= 1e-3 and r["skipped"] < r["analytic"].size:
+            assert r["verdict"] == "pass", (r["name"], r["rel_error"], r["est_error"], r["reason"])
+        if r["verdict"] == "pass":
+            assert r["rel_error"] <= 1e-6 or not (r["analytic"].any() or np.nan_to_num(r["numeric"]).any())
+        else:
+            assert r["reason"]
+        # ReLU elements within h of the kink are skipped (NaN); how rare: the test below
+        assert r["skipped"] == np.isnan(r["numeric"]).sum() and (activation == "relu" or not r["skipped"])
 
 
 @given(st.integers(1, 4), st.integers(1, 10), st.sampled_from(sorted(ACTIVATIONS)), st.integers(0, 2**32 - 1))
@@ -109,4 +119,19 @@ def test_relu_elements_at_the_kink_are_skipped_not_failed(backend):
     H0 = backend.asarray(np.zeros((B, H)))
     rows = {r["name"]: r for r in check_gradients(params, X, Y, H0, activation="relu")}
     assert rows["b_h"]["skipped"] >= 1 and np.isnan(rows["b_h"]["numeric"][0])
-    assert all(r["passed"] for r in rows.values())
+    # every element of H0 moves Z_1 of unit 0 off its kink: none is checked, so no pass
+    assert rows["H0"]["skipped"] == B * H and rows["H0"]["verdict"] == "unresolved"
+    assert all(r["verdict"] == "pass" for k, r in rows.items() if k != "H0")
+
+
+def test_relu_kink_skips_are_rare():
+    """Over fixed draws, elements whose perturbation crosses a ReLU kink are well under 1%."""
+    skipped = total = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        B, T, V, H = (int(n) for n in rng.integers(1, [5, 9, 13, 11]) + [0, 0, 1, 0])
+        params = random_params(get_backend("cpu"), V, H, rng, scale=rng.uniform(0.1, 1.0))
+        X, Y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
+        for r in check_gradients(params, X, Y, rng.normal(0, 0.5, (B, H)), activation="relu"):
+            skipped, total = skipped + r["skipped"], total + r["analytic"].size
+    assert total > 5000 and skipped <= 0.01 * total

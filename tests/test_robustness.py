@@ -147,13 +147,13 @@ def _write_npz(path, arrays):
 
 
 @pytest.mark.parametrize("change, fragment", [
-    (lambda m: m.pop("W_hh"), "missing member(s) W_hh"),
+    (lambda m: m.pop("W_hh"), "missing member W_hh"),
     (lambda m: m.update(W_hh=np.zeros((5, 6), np.float32)), "W_hh has shape (5, 6)"),
     (lambda m: m.update(b_q=np.zeros(5, np.float32)), "b_q has shape (5,)"),
     (lambda m: m.update(W_xh=m["W_xh"].astype(np.int32)), "float32 or all float64"),
     (lambda m: m.update(vocab=np.array(["<unk>", "a", "b"])), "vocabulary has 3 tokens but the weights expect V=7"),
     (lambda m: m.update(vocab=np.array(["a", "<unk>", "b", "c", "d", "e", "f"])), "bad vocabulary"),
-    (lambda m: m.update(config=np.array(json.dumps({"num_hiddens": 6, "colour": "red"}))), "unknown option(s) colour"),
+    (lambda m: m.update(config=np.array(json.dumps({"num_hiddens": 6, "colour": "red"}))), "unknown option colour"),
     (lambda m: m.update(config=np.array(json.dumps({"num_hiddens": 9}))), "does not match its weights"),
     (lambda m: m.update(config=np.array(json.dumps({"num_hiddens": 6, "data": 5}))), "--data must be a file path"),
     (lambda m: m.update(config=np.array(json.dumps({"num_hiddens": 6, "detach": "no"}))), "detach must be true"),

@@ -53,7 +53,7 @@ def main(argv, prog="bench.py"):
     if not args.json:
         model = (f"{args.num_layers}-layer {args.cell}" + (f", embedding {args.embed_size}" if args.embed_size else "")
                  + (f", H={args.num_hiddens}" if args.num_hiddens else ""))
-        print(f"{model}; device {backend.name}, {args.threads} BLAS thread(s), float32, "
+        print(f"{model}; device {backend.name}, {args.threads} BLAS thread{'' if args.threads == 1 else 's'}, float32, "
               f"median of {args.repeats} after {args.warmup} warm-up steps")
         print(f"{'config':<7} {'B/T/H/V':<16} {'step ms':>9} {'floor ms':>9} {'tokens/s':>10} "
               f"{'floor tok/s':>11} {'step/floor':>10}")
