@@ -4,7 +4,7 @@
     python scripts/train.py --sampling reset      # the book's "random sampling" figure
     python scripts/train.py --save tm.npz --log tm.csv --plot tm.png
     python scripts/train.py --resume tm.npz       # continue an interrupted run (and its --log, --plot)
-    python scripts/train.py --threads 1           # one BLAS thread (on a busy machine)
+    python scripts/train.py --threads 2           # two BLAS threads (default one)
 """
 import argparse
 import csv
@@ -24,7 +24,7 @@ from minirnn.config import ACTIVATIONS, DEVICES, DTYPES, SAMPLINGS, TEXT_MODES, 
 from minirnn.data import load_corpus
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
 from minirnn.generate import predict
-from minirnn.threads import blas_threads
+from minirnn.threads import TRAIN_THREADS, blas_threads
 from minirnn.train import (check_corpus, check_same_text, fit, new_state, state_from_dict, state_to_dict,
                            summary_line)
 
@@ -58,8 +58,8 @@ def parse(argv, prog="train.py"):
     a("--progress-seconds", type=float, metavar="S",
       help=f"inside a long epoch, a progress line every S seconds; 0 turns it off (default {D.progress_seconds:g})")
     a("--threads", type=int, metavar="N",
-      help="BLAS threads, set before NumPy loads (default: the BLAS's own choice, all cores; "
-           "1 is faster on a busy machine, see README)")
+      help=f"BLAS threads, set before NumPy loads (default {TRAIN_THREADS}, or $OPENBLAS_NUM_THREADS; "
+           f"more can help on an idle machine, see README)")
     a("--save", metavar="PATH", help="write a checkpoint (.npz) here at the end and on Ctrl-C")
     a("--save-every", type=int, metavar="N", help="also write the checkpoint every N epochs")
     a("--log", metavar="PATH", help="write one CSV row per epoch here")
@@ -75,6 +75,8 @@ def main(argv, prog="train.py"):
     save, log, plot, resume, threads = (args.pop(k, None) for k in ("save", "log", "plot", "resume", "threads"))
     if threads is not None:
         _check_threads(threads)
+    elif (blas_threads() or "").isdigit():  # the default, set by the launcher
+        threads = int(blas_threads())
     if "data" in args:
         args["data"] = os.path.abspath(args["data"])
     ckpt = checkpoint.load(resume) if resume else None
