@@ -80,25 +80,12 @@ def main(argv, prog="train.py"):
     if "data" in args:
         args["data"] = os.path.abspath(args["data"])
     ckpt = checkpoint.load(resume) if resume else None
-    saved = ckpt.outputs if ckpt else {}
     save = save or resume  # a resumed run keeps saving where it came from ...
-    outputs = {"log": log or saved.get("log"), "plot": plot or saved.get("plot")}  # ... and keeps its log and plot
-    for option, path, given in (("--save", save, save != resume), ("--log", outputs["log"], log),
-                                ("--plot", outputs["plot"], plot)):
-        if path and given:
-            check_writable(path, option)
-        elif path and option == "--save":  # the resumed file itself
-            check_writable(path, "--resume", fix="give --save PATH to write the checkpoint elsewhere")
-        elif path:
-            check_writable(path, f"the checkpoint's {option}", fix=f"give {option} PATH to write it elsewhere")
-    if outputs["plot"] and not _have_matplotlib():
-        if plot:
-            raise MinirnnError('--plot needs matplotlib: pip install matplotlib (or drop --plot)')
-        warnings.warn(f"the checkpoint's --plot {outputs['plot']} needs matplotlib, which is not installed: "
-                      f"no plot this time (pip install matplotlib)")
-        outputs["plot"] = None
-    log, plot = outputs["log"], outputs["plot"]
-    outputs = {k: os.path.abspath(v) for k, v in outputs.items() if v}  # saved, so that a resumed run continues them
+    if save and save == resume:
+        check_writable(save, "--resume", fix="give --save PATH to write the checkpoint elsewhere")
+    elif save:
+        check_writable(save, "--save")
+    log, plot, outputs = _outputs(log, plot, ckpt)  # ... and continues its log and plot
 
     cfg = _resume_config(ckpt.config, args) if ckpt else Config.from_dict(args)
     if ckpt and cfg.data and not os.path.exists(cfg.data):
@@ -190,6 +177,27 @@ def main(argv, prog="train.py"):
     print(sample(state.params))
     print(sample(state.params, "traveller"))
     return 0
+
+
+def _outputs(log, plot, ckpt):
+    """The log and plot paths, as given or else the checkpoint's, checked writable; and
+    their absolute paths, saved with the checkpoint so that a resumed run continues them."""
+    saved = ckpt.outputs if ckpt else {}
+    paths = {}
+    for name, given in (("log", log), ("plot", plot)):
+        if given:
+            check_writable(given, f"--{name}")
+            paths[name] = given
+        elif saved.get(name):
+            check_writable(saved[name], f"the checkpoint's --{name}", fix=f"give --{name} PATH to write it elsewhere")
+            paths[name] = saved[name]
+    keep = {k: os.path.abspath(v) for k, v in paths.items()}
+    if paths.get("plot") and not _have_matplotlib():
+        if plot:
+            raise MinirnnError("--plot needs matplotlib: pip install matplotlib (or drop --plot)")
+        warnings.warn(f"the checkpoint's --plot {paths.pop('plot')} needs matplotlib, which is not installed: "
+                      f"no plot this time (pip install matplotlib)")
+    return paths.get("log"), paths.get("plot"), keep
 
 
 def _where(**paths):
