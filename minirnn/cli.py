@@ -1,5 +1,6 @@
 """What the commands share: one-line errors, exit codes, --debug, --version, Ctrl-C."""
 import argparse
+import os
 import signal
 import sys
 import traceback
@@ -52,6 +53,9 @@ def run(main, argv=None, out_of_memory=OUT_OF_MEMORY):
             traceback.print_exc()
         print(f"error: out of memory; {out_of_memory}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
         if debug:
             traceback.print_exc()

@@ -5,6 +5,11 @@ import sys
 
 VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
+# train's default. Measured on 2 cores (README, "Threads"): on an idle machine two
+# threads ran the book's run 1.2x faster than one; with other processes busy, two
+# threads fell to about a tenth of one thread's speed. One is the safe choice.
+TRAIN_THREADS = 1
+
 
 def threads_from_argv(argv):
     """The N of --threads N (or --threads=N) in argv, as text; None when absent."""
@@ -23,6 +28,14 @@ def set_blas_threads(value):
     for var in VARS:
         os.environ[var] = str(value)
     return True
+
+
+def default_threads(fallback):
+    """The thread count the environment asks for (OPENBLAS_NUM_THREADS, ...), else fallback."""
+    for var in VARS:
+        if os.environ.get(var, "").strip():
+            return os.environ[var].strip()
+    return str(fallback)
 
 
 def blas_threads():

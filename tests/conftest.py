@@ -46,3 +46,21 @@ def random_params(backend, V, H, rng, scale=0.5, dtype="float64"):
     from minirnn.gradcheck import random_params as draw
 
     return draw(V, H, rng, scale=scale, backend=backend, dtype=dtype)
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory):
+    """A regular (not editable) install of this checkout, with `pip install --target`:
+    (site folder, bin folder). Skips when pip cannot fetch the build backend."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    target = tmp_path_factory.mktemp("install") / "site"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target),
+                        str(ROOT)], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0 and ("Could not find" in r.stderr or "connection" in r.stderr.lower()):
+        pytest.skip(f"pip could not fetch the build backend: {r.stderr.strip().splitlines()[-1]}")
+    assert r.returncode == 0, r.stderr
+    return target, target / "bin"

@@ -123,6 +123,10 @@ def test_threads_are_set_before_numpy_and_said():
     s = run_script("train.py", *SMALL, "--epochs", 1, "--threads", 2)
     assert s.returncode == 0 and ", 2 BLAS threads" in s.stdout.splitlines()[0], s.stderr
     assert run_script("train.py", "--threads", 0).returncode == 2
+    default = run_script("train.py", *SMALL, "--epochs", 1)  # one thread unless told (README, "Threads")
+    assert default.stdout.splitlines()[0].endswith(", sequential, 1 BLAS thread"), default.stderr
+    told = run_script("train.py", *SMALL, "--epochs", 1, env={"OPENBLAS_NUM_THREADS": "2"})
+    assert told.stdout.splitlines()[0].endswith(", 2 BLAS threads"), told.stderr
 
 
 def test_threads_cannot_be_set_once_numpy_has_loaded():
@@ -184,3 +188,14 @@ def test_generate_says_once_what_the_prefix_became(tmp_path):
     r = run_script("generate.py", "--checkpoint", ckpt, "--prefix", "été", "-n", 5)
     assert r.returncode == 0 and r.stderr.count("became 't'") == 1
     assert run_script("generate.py", "--checkpoint", ckpt, "--prefix", "time", "-n", 5).stderr == ""
+
+
+def test_a_closed_pipe_stops_quietly():
+    """`minirnn train | head -1`: no traceback when the reader goes away."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "minirnn", "train", *map(str, SMALL), "--epochs", "20",
+                          "--print-every", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert p.stdout.readline().startswith("training on cpu")
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 141 and err == ""

@@ -152,18 +152,12 @@ def test_text_too_short_names_the_sizes():
         check_fits(100, 32, 35, "training text")
 
 
-def test_a_regular_install_ships_the_book(tmp_path):
+def test_a_regular_install_ships_the_book(tmp_path, installed):
     """`pip install .` (not editable) must carry the book as package data."""
     import subprocess
     import sys
-    from helpers import ROOT
 
-    target = tmp_path / "site"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target),
-                        str(ROOT)], capture_output=True, text=True, timeout=300)
-    if r.returncode != 0 and ("Could not find" in r.stderr or "connection" in r.stderr.lower()):
-        pytest.skip(f"pip could not fetch the build backend: {r.stderr.strip().splitlines()[-1]}")
-    assert r.returncode == 0, r.stderr
+    target, _ = installed
     code = "import minirnn.data as d; print(d.__file__); print(len(d.load_corpus(max_tokens=0).train))"
     check = subprocess.run([sys.executable, "-c", code],
                            capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(target)}, timeout=120)

@@ -437,3 +437,14 @@ def test_device_default_comes_from_the_environment(monkeypatch):
         Config.from_dict({"device": "abc"})
     monkeypatch.delenv("MINIRNN_DEVICE")
     assert Config().device == "cpu"
+
+
+def test_resume_without_matplotlib_warns_and_keeps_the_plot_path(tmp_path):
+    pytest.importorskip("matplotlib")
+    ckpt, plot = tmp_path / "m.npz", tmp_path / "m.png"
+    assert run_script("train.py", *SMALL, "--save", ckpt, "--plot", plot).returncode == 0
+    r = run_script("train.py", "--resume", ckpt, "--epochs", 2, env=without_matplotlib(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (f"warning: the checkpoint's --plot {plot} needs matplotlib, which is not installed: "
+                        f"no plot this time (pip install matplotlib)\n")
+    assert checkpoint.load(ckpt).outputs == {"plot": str(plot)}  # a later resume with matplotlib draws it again

@@ -8,7 +8,7 @@ import os
 import sys
 
 from .. import __version__
-from ..threads import set_blas_threads, threads_from_argv
+from ..threads import TRAIN_THREADS, default_threads, set_blas_threads, threads_from_argv
 
 COMMANDS = {
     "train": "train a character-level RNN (default: the book's run on The Time Machine)",
@@ -23,8 +23,8 @@ def launch(name, argv, prog):
     threads = threads_from_argv(argv)
     if name == "bench":  # bench says how many it used: all cores unless told
         set_blas_threads(threads or os.cpu_count())
-    elif name == "train" and threads:
-        set_blas_threads(threads)
+    elif name == "train":  # one thread unless told (see threads.py)
+        set_blas_threads(threads or default_threads(TRAIN_THREADS))
     from ..cli import OUT_OF_MEMORY, run
 
     module = importlib.import_module(f".{name}", __name__)

@@ -4,7 +4,7 @@
     python scripts/train.py --sampling reset      # the book's "random sampling" figure
     python scripts/train.py --save tm.npz --log tm.csv --plot tm.png
     python scripts/train.py --resume tm.npz       # continue an interrupted run (and its --log, --plot)
-    python scripts/train.py --threads 1           # one BLAS thread (on a busy machine)
+    python scripts/train.py --threads 2           # two BLAS threads (default one)
 """
 import argparse
 import csv
@@ -24,7 +24,7 @@ from minirnn.config import ACTIVATIONS, CELL_NAMES, DEVICES, DTYPES, SAMPLINGS, 
 from minirnn.data import load_corpus
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
 from minirnn.generate import predict
-from minirnn.threads import blas_threads
+from minirnn.threads import TRAIN_THREADS, blas_threads
 from minirnn.train import (check_corpus, check_same_text, fit, new_state, state_from_dict, state_to_dict,
                            summary_line)
 
@@ -62,8 +62,8 @@ def parse(argv, prog="train.py"):
     a("--progress-seconds", type=float, metavar="S",
       help=f"inside a long epoch, a progress line every S seconds; 0 turns it off (default {D.progress_seconds:g})")
     a("--threads", type=int, metavar="N",
-      help="BLAS threads, set before NumPy loads (default: the BLAS's own choice, all cores; "
-           "1 is faster on a busy machine, see README)")
+      help=f"BLAS threads, set before NumPy loads (default {TRAIN_THREADS}, or $OPENBLAS_NUM_THREADS; "
+           f"more can help on an idle machine, see README)")
     a("--save", metavar="PATH", help="write a checkpoint (.npz) here at the end and on Ctrl-C")
     a("--save-every", type=int, metavar="N", help="also write the checkpoint every N epochs")
     a("--log", metavar="PATH", help="write one CSV row per epoch here")
@@ -79,28 +79,17 @@ def main(argv, prog="train.py"):
     save, log, plot, resume, threads = (args.pop(k, None) for k in ("save", "log", "plot", "resume", "threads"))
     if threads is not None:
         _check_threads(threads)
+    elif (blas_threads() or "").isdigit():  # the default, set by the launcher
+        threads = int(blas_threads())
     if "data" in args:
         args["data"] = os.path.abspath(args["data"])
     ckpt = checkpoint.load(resume) if resume else None
-    saved = ckpt.outputs if ckpt else {}
     save = save or resume  # a resumed run keeps saving where it came from ...
-    outputs = {"log": log or saved.get("log"), "plot": plot or saved.get("plot")}  # ... and keeps its log and plot
-    for option, path, given in (("--save", save, save != resume), ("--log", outputs["log"], log),
-                                ("--plot", outputs["plot"], plot)):
-        if path and given:
-            check_writable(path, option)
-        elif path and option == "--save":  # the resumed file itself
-            check_writable(path, "--resume", fix="give --save PATH to write the checkpoint elsewhere")
-        elif path:
-            check_writable(path, f"the checkpoint's {option}", fix=f"give {option} PATH to write it elsewhere")
-    if outputs["plot"] and not _have_matplotlib():
-        if plot:
-            raise MinirnnError('--plot needs matplotlib: pip install matplotlib (or drop --plot)')
-        warnings.warn(f"the checkpoint's --plot {outputs['plot']} needs matplotlib, which is not installed: "
-                      f"no plot this time (pip install matplotlib)")
-        outputs["plot"] = None
-    log, plot = outputs["log"], outputs["plot"]
-    outputs = {k: os.path.abspath(v) for k, v in outputs.items() if v}  # saved, so that a resumed run continues them
+    if save and save == resume:
+        check_writable(save, "--resume", fix="give --save PATH to write the checkpoint elsewhere")
+    elif save:
+        check_writable(save, "--save")
+    log, plot, outputs = _outputs(log, plot, ckpt)  # ... and continues its log and plot
 
     cfg = _resume_config(ckpt.config, args) if ckpt else Config.from_dict(args)
     if ckpt and cfg.data and not os.path.exists(cfg.data):
@@ -199,6 +188,27 @@ def model_name(cfg):
     """'rnn', '2-layer lstm, embedding 32', ..."""
     return ((f"{cfg.num_layers}-layer " if cfg.num_layers > 1 else "") + cfg.cell
             + (f", embedding {cfg.embed_size}" if cfg.embed_size else ""))
+
+
+def _outputs(log, plot, ckpt):
+    """The log and plot paths, as given or else the checkpoint's, checked writable; and
+    their absolute paths, saved with the checkpoint so that a resumed run continues them."""
+    saved = ckpt.outputs if ckpt else {}
+    paths = {}
+    for name, given in (("log", log), ("plot", plot)):
+        if given:
+            check_writable(given, f"--{name}")
+            paths[name] = given
+        elif saved.get(name):
+            check_writable(saved[name], f"the checkpoint's --{name}", fix=f"give --{name} PATH to write it elsewhere")
+            paths[name] = saved[name]
+    keep = {k: os.path.abspath(v) for k, v in paths.items()}
+    if paths.get("plot") and not _have_matplotlib():
+        if plot:
+            raise MinirnnError("--plot needs matplotlib: pip install matplotlib (or drop --plot)")
+        warnings.warn(f"the checkpoint's --plot {paths.pop('plot')} needs matplotlib, which is not installed: "
+                      f"no plot this time (pip install matplotlib)")
+    return paths.get("log"), paths.get("plot"), keep
 
 
 def _where(**paths):
