@@ -145,8 +145,9 @@ def _validate(arrays, path):
     expected = param_shapes(Spec(config.cell, config.num_layers, V, H, config.embed_size))
     missing = [k for k in expected if k not in arrays]
     if missing:
-        raise CheckpointError(f"checkpoint {path}: missing member(s) {', '.join(missing)} of its "
-                              f"{config.num_layers}-layer {config.cell} model; was it written by minirnn?")
+        raise CheckpointError(f"checkpoint {path}: missing member{'s' if len(missing) > 1 else ''} "
+                              f"{', '.join(missing)} of its {config.num_layers}-layer {config.cell} model; "
+                              f"was it written by minirnn?")
     params = {k: arrays[k] for k in expected}
     dtypes = {str(a.dtype) for a in params.values()}
     if len(dtypes) != 1 or dtypes.pop() not in ("float32", "float64"):

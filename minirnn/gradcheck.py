@@ -178,7 +178,10 @@ def _kink_pattern(cache):
     """The sign pattern of every ReLU pre-activation of the window (a host bool array),
     or None without ReLU: model.kink_pattern, which reads sign(Z_t) for t >= 1 off
     H_t = relu(Z_t) in every layer. The initial state is an input, not a
-    pre-activation, so it is not part of the pattern."""
+    pre-activation, so it is not part of the pattern. A cache that is not the
+    model's (a forward passed in by the caller) has no ReLU pattern to read."""
+    if not (isinstance(cache, dict) and "layers" in cache):
+        return None
     return kink_pattern(cache)
 
 

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from minirnn import model
+from minirnn.cells import rnn as rnn_cell
 from minirnn.backend import get_backend
 from minirnn.gradcheck import _kink_pattern, check_gradients
 from minirnn.loss import softmax_cross_entropy
@@ -139,8 +139,9 @@ def test_script_exit_codes_follow_the_verdicts():
 
 
 def test_script_exits_1_on_a_wrong_backward(monkeypatch, capsys):
-    right = model.recurrence_backward
-    monkeypatch.setattr(model, "recurrence_backward", lambda dZ, Hs, *rest: right(dZ, Hs[::-1].copy(), *rest))
+    right = rnn_cell.rnn_step_backward
+    # a step backward that forgets φ': dZ_t = dH_t
+    monkeypatch.setattr(rnn_cell, "rnn_step_backward", lambda dH_t, dphi_t, *rest, **kw: right(dH_t, 1.0, *rest, **kw))
     assert _script().main([]) == 1
     out = capsys.readouterr().out
     assert "W_hh" in out and "FAIL: off by" in out and out.splitlines()[-1].startswith("GRADIENT CHECK FAILED")
@@ -159,10 +160,7 @@ def test_readme_sample_output_is_what_the_script_prints():
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("gradcheck_script", ROOT / "scripts" / "gradcheck.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("minirnn.commands.gradcheck")  # what scripts/gradcheck.py runs
 
 
 def test_every_script_option_has_help():
@@ -207,10 +205,14 @@ def test_real_bugs_fail(backend, activation, bug, failing):
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 def test_phi_prime_from_the_wrong_step_fails(backend, monkeypatch, activation):
     """φ'(Z_{t-1}) in place of φ'(Z_t): the recurrence backward reads its φ' one step early."""
-    right = model.recurrence_backward
-    xp = backend.xp
-    monkeypatch.setattr(model, "recurrence_backward",
-                        lambda dZ, Hs, *rest: right(dZ, xp.concatenate([Hs[:1], Hs[:-1]]), *rest))
+    phi, right = rnn_cell.ACTIVATIONS[activation]
+
+    def one_step_early(Y, out):  # φ' of all steps from the outputs, then each row moved one step later
+        right(Y, out)
+        out[1:] = out[:-1].copy()
+        return out
+
+    monkeypatch.setitem(rnn_cell.ACTIVATIONS, activation, (phi, one_step_early))
     for seed in range(3):
         params, X, Y, H0, G = draw(backend, 2, 4, 5, 4, seed=seed)
         rows = verdicts(check_gradients(params, X, Y, H0, dstate_T=G, activation=activation))
@@ -229,7 +231,8 @@ def test_tuple_states_and_extra_parameters_are_checked_generically():
     a toy cell where C rides along, C_T = C_0·s + H_T, with a scalar s."""
     def forward(params, X, state, *, activation):
         H0, C0 = state
-        logits, H_T, cache = rnn_forward(params, X, H0, activation=activation)
+        model_params = {k: v for k, v in params.items() if k != "s"}
+        logits, H_T, cache = rnn_forward(model_params, X, H0, activation=activation)
         return logits, (H_T, C0 * params["s"] + H_T), (cache, C0, params["s"].copy())
 
     def backward(dlogits, cache, dstate_T):
