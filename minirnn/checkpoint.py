@@ -7,7 +7,8 @@ Members:
     config                      the run's Config as JSON text
     state                       epoch, position, RNG state and metrics as JSON text
     H, C                        the carried state (C for the LSTM), when saved mid-epoch
-    outputs                     where the run writes its log and plot, as JSON text
+    opt.*                       the optimizer's state (Adagrad's G, Adam's m, v and t)
+    outputs                     where the run writes its log, plot and best model, as JSON text
                                 (optional), so that a resumed run continues them
     format                      "minirnn-checkpoint-1"
 
@@ -29,10 +30,12 @@ from .data import Vocab
 from .errors import CheckpointError, MinirnnError, plural
 from .backend import backend_of
 from .model import Spec, param_shapes
-from .train import TrainState
+from .train import ARRAY_FIELDS, TrainState
 
 FORMAT = "minirnn-checkpoint-1"
-STATE_KEYS = tuple(f.name for f in dataclasses.fields(TrainState) if f.name not in ("params", "H"))
+STATE_KEYS = tuple(f.name for f in dataclasses.fields(TrainState) if f.name not in ARRAY_FIELDS)
+# Keys that checkpoints of minirnn 0.1 do not have: such a checkpoint resumes with their defaults.
+LATER_STATE_KEYS = ("lr", "best_heldout", "best_epoch", "evals_since_best", "stopped_early")
 
 
 class Checkpoint:
@@ -40,16 +43,18 @@ class Checkpoint:
     carried state: an array, the pair (H, C) for the LSTM, or None), and outputs
     ({"log": path, "plot": path}, either may be absent)."""
 
-    def __init__(self, params, vocab, config, state, H=None, outputs=None):
+    def __init__(self, params, vocab, config, state, H=None, outputs=None, optimizer_state=None):
         self.params, self.vocab, self.config, self.state, self.H = params, vocab, config, state, H
         self.outputs = outputs or {}
+        self.optimizer_state = optimizer_state or {}  # the optimizer's state_dict, host arrays
 
 
-OUTPUTS = ("log", "plot")
+OUTPUTS = ("log", "plot", "save_best")
 
 
-def save(path, params, vocab, config, state=None, H=None, outputs=None):
-    """Write a checkpoint atomically; host copies are made of device arrays."""
+def save(path, params, vocab, config, state=None, H=None, outputs=None, optimizer_state=None):
+    """Write a checkpoint atomically; host copies are made of device arrays.
+    optimizer_state: an optimizer's state_dict (plain arrays), saved as members opt.*."""
     arrays = {k: backend_of(v).to_numpy(v) for k, v in params.items()}  # deliberate host sync
     arrays["vocab"] = np.array(vocab.idx_to_token)
     arrays["config"] = np.array(json.dumps(config.to_dict()))
@@ -58,6 +63,8 @@ def save(path, params, vocab, config, state=None, H=None, outputs=None):
     if H is not None:
         for name, part in zip(("H", "C"), H if isinstance(H, tuple) else (H,)):
             arrays[name] = backend_of(part).to_numpy(part)
+    for k, a in (optimizer_state or {}).items():
+        arrays[f"opt.{k}"] = backend_of(a).to_numpy(a) if hasattr(a, "dtype") else np.asarray(a)
     if outputs:
         arrays["outputs"] = np.array(json.dumps({k: str(v) for k, v in outputs.items() if k in OUTPUTS and v}))
     atomic_write(path, lambda f: np.savez(f, **arrays))
@@ -175,7 +182,7 @@ def _validate(arrays, path):
         raise CheckpointError(f"checkpoint {path}: its config (num_hiddens {config.num_hiddens}, {config.dtype}) "
                               f"does not match its weights (H={H}, {dtype})")
     state = json.loads(_text(arrays, "state", path))
-    if not isinstance(state, dict) or (state and set(state) != set(STATE_KEYS)):
+    if not isinstance(state, dict) or (state and not set(STATE_KEYS) - set(LATER_STATE_KEYS) <= set(state) <= set(STATE_KEYS)):
         raise CheckpointError(f"checkpoint {path}: the training state is malformed")
     if state:
         _check_state(state, path)
@@ -183,7 +190,9 @@ def _validate(arrays, path):
     if not (isinstance(outputs, dict) and set(outputs) <= set(OUTPUTS)
             and all(isinstance(v, str) and v for v in outputs.values())):
         raise CheckpointError(f"checkpoint {path}: the saved output paths are malformed")
-    return Checkpoint(params, vocab, config, state, _carried_state(arrays, config, H, dtype, path), outputs)
+    optimizer_state = {k[len("opt."):]: a for k, a in arrays.items() if k.startswith("opt.")}
+    return Checkpoint(params, vocab, config, state, _carried_state(arrays, config, H, dtype, path), outputs,
+                      optimizer_state)
 
 
 def _carried_state(arrays, config, H, dtype, path):
@@ -204,7 +213,11 @@ def _check_state(state, path):
     ints = all(isinstance(state[k], int) and state[k] >= 0 for k in ("epoch", "batch", "tokens", "total_tokens"))
     reals = all(isinstance(state[k], (int, float)) for k in ("loss_sum", "norm_sum", "train_time", "epoch_time"))
     rows = isinstance(state["history"], list) and all(isinstance(r, dict) for r in state["history"])
-    if not (ints and reals and rows and isinstance(state["corpus_sha1"], str)):
+    later = (all(state.get(k) is None or (isinstance(state[k], (int, float)) and not isinstance(state[k], bool))
+                 for k in ("lr", "best_heldout"))
+             and all(isinstance(state.get(k, 0), int) and state.get(k, 0) >= 0 for k in ("best_epoch", "evals_since_best"))
+             and isinstance(state.get("stopped_early", False), bool))
+    if not (ints and reals and rows and later and isinstance(state["corpus_sha1"], str)):
         raise CheckpointError(f"checkpoint {path}: the training state has values of the wrong type")
     try:
         np.random.default_rng().bit_generator.state = state["rng_state"]

@@ -185,8 +185,8 @@ def make_optimizer(name, lr=None, params=None):
 
 
 def _check_lr(lr):
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"learning rate lr must be a finite number > 0, got {lr!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
+        raise ValueError(f"learning rate lr must be a finite number >= 0, got {lr!r}")
     return float(lr)
 
 

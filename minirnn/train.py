@@ -29,8 +29,9 @@ import numpy as np
 from .data import check_fits, min_tokens, seq_random, seq_sequential
 from .errors import CheckpointError, DataError, DivergedError
 from .loss import softmax_cross_entropy
-from .model import Workspace, init_params, rnn_backward, rnn_forward
-from .optim import clip_grad_norm, sgd
+from .model import Workspace, init_params, model_spec, rnn_backward, rnn_forward
+from .dropout import dropout_masks
+from .optim import clip_grad_norm, make_optimizer, sgd
 
 ITERATORS = {"sequential": seq_sequential, "reset": seq_sequential, "random": seq_random}
 DIVERGED_FACTOR = 1000  # diverged: perplexity above this many times the vocabulary size
@@ -50,6 +51,11 @@ class TrainState:
     epoch_time   seconds of the current epoch's steps
     corpus_sha1  fingerprint of the training and held-out ids, so a resumed run
                  cannot continue on a different text unnoticed
+    lr           the learning rate now (--lr-decay lowers it)
+    best_heldout, best_epoch: the lowest held-out perplexity so far and its epoch
+    evals_since_best: held-out measurements since then (--patience)
+    stopped_early  True once --patience has stopped the run
+    optimizer    the optimizer (its state is saved as arrays, not in the JSON)
     """
 
     params: dict
@@ -65,6 +71,12 @@ class TrainState:
     epoch_time: float = 0.0
     total_tokens: int = 0
     corpus_sha1: str = ""
+    lr: float = None
+    best_heldout: float = None
+    best_epoch: int = 0
+    evals_since_best: int = 0
+    stopped_early: bool = False
+    optimizer: object = None
 
 
 def new_state(cfg, vocab_size, backend):
@@ -72,22 +84,26 @@ def new_state(cfg, vocab_size, backend):
                          embed_size=cfg.embed_size or None, backend=backend, seed=cfg.seed, dtype=cfg.dtype)
     # A seed fixes the parameters and, through this Generator, every minibatch order.
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 1]))
-    return TrainState(params=params, rng_state=rng.bit_generator.state)
+    return TrainState(params=params, rng_state=rng.bit_generator.state, lr=cfg.lr,
+                      optimizer=make_optimizer(cfg.optimizer, cfg.lr, params))
 
 
-def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None):
-    """One minibatch. X, Y (B,T) host ids; H (B,H) or None.
+def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None, optimizer=None, masks=None):
+    """One minibatch. X, Y (B,T) host ids; H the state or None.
 
     earlier: the caches of this epoch's earlier windows when detach is off; this
     window's cache is appended to it. workspace: a Workspace reused across steps;
     ignored when earlier is given, since every kept window needs its own buffers.
+    optimizer: an optimizer from optim.py (None: SGD with cfg.lr). masks: dropout
+    masks for this minibatch (dropout.dropout_masks), or None.
     Returns (loss, norm, H_T, grads): device arrays; norm is the gradient norm
     before clipping, grads after it.
     """
     if earlier is not None:
         workspace = None
     y = backend.asarray(Y.T.reshape(-1))  # time-major targets, as the logits
-    logits, H_T, cache = rnn_forward(params, X, H, activation=cfg.activation, workspace=workspace)  # X checked on the host
+    logits, H_T, cache = rnn_forward(params, X, H, activation=cfg.activation, workspace=workspace,
+                                     masks=masks)  # X checked on the host
     loss, dlogits = softmax_cross_entropy(logits, y, out=logits)  # the logits are not needed again
     grads, dH0 = rnn_backward(dlogits, cache)  # truncated BPTT: dH0 is dropped ...
     if earlier is not None:  # ... unless detach is off: carry it through every earlier window
@@ -102,7 +118,10 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None):
                 grads[k] += old_grads[k]
         earlier.append(cache)
     norm = clip_grad_norm(grads, cfg.clip if cfg.clip > 0 else None)
-    sgd(params, grads, cfg.lr)
+    if optimizer is None:
+        sgd(params, grads, cfg.lr)
+    else:
+        optimizer.step(params, grads)
     return loss, norm, H_T, grads
 
 
@@ -129,10 +148,15 @@ def train_epoch(state, ids, cfg, backend, should_stop=None, workspace=None, tick
     xp = backend.xp
     loss_sum, norm_sum = xp.asarray(state.loss_sum), xp.asarray(state.norm_sum)
     H = state.H if carry else None
+    spec = model_spec(state.params) if cfg.dropout else None
     start = time.perf_counter()
     for i in range(state.batch, len(batches)):
         X, Y = batches[i]
-        loss, norm, H_T, _ = train_step(state.params, X, Y, H, cfg, backend, earlier, workspace)
+        masks = None
+        if cfg.dropout:  # from a Generator of its own per minibatch, so a resumed run draws the same masks
+            masks = dropout_masks(spec, cfg.num_steps, cfg.batch_size, cfg.dropout,
+                                  np.random.default_rng([cfg.seed, 2, state.epoch, i]), state.params["W_hq"])
+        loss, norm, H_T, _ = train_step(state.params, X, Y, H, cfg, backend, earlier, workspace, state.optimizer, masks)
         loss_sum = loss_sum + loss.astype(np.float64) * X.size
         norm_sum = norm_sum + norm.astype(np.float64)
         state.tokens += X.size
@@ -191,6 +215,7 @@ def _finish_epoch(state, mean_loss, norm):
         "heldout_ppl": None,
         "tokens_per_s": state.tokens / max(state.epoch_time, 1e-9),
         "grad_norm": norm,
+        "lr": state.lr,
     })
     state.epoch += 1
     state.batch, state.H = 0, None
@@ -228,31 +253,60 @@ def check_corpus(corpus, cfg):
             check_fits(len(ids), B, T, what, f"{shape}, or use a longer --data file")
 
 
-def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=None, sample=None, tick=None):
-    """Train until cfg.epochs, or until should_stop() (then return False).
+def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=None, sample=None, tick=None,
+        on_best=None):
+    """Train until cfg.epochs, until --patience stops the run (then state.stopped_early),
+    or until should_stop() (then return False).
 
-    Every cfg.print_every epochs and at the last one, the held-out perplexity is
-    measured and report(line) gets a progress line; sample(params) gives its text.
-    on_epoch(state) runs after every completed epoch (logs, periodic saves);
-    tick(state, num_batches) after every minibatch.
+    The held-out perplexity is measured every cfg.eval_every epochs (0: with every
+    progress line), every cfg.print_every epochs and at the last one; each
+    measurement counts for model selection: a new best calls on_best(state), a
+    miss multiplies the learning rate by cfg.lr_decay, and cfg.patience misses in a
+    row stop the run. report(line) gets a progress line every cfg.print_every
+    epochs; sample(params) gives its text. on_epoch(state) runs after every
+    completed epoch (logs, periodic saves); tick(state, num_batches) after every minibatch.
     """
     check_same_text(corpus, state)
     check_corpus(corpus, cfg)
     state.corpus_sha1 = corpus_fingerprint(corpus)
+    state.lr = cfg.lr if state.lr is None else state.lr
+    if state.optimizer is None:  # a state built by hand: a fresh optimizer
+        state.optimizer = make_optimizer(cfg.optimizer, state.lr, state.params)
     workspace = Workspace()
-    while state.epoch < cfg.epochs:
+    eval_every = cfg.eval_every or cfg.print_every
+    while state.epoch < cfg.epochs and not state.stopped_early:
         if not train_epoch(state, corpus.train, cfg, backend, should_stop, workspace, tick):
             return False
         row = state.history[-1]
-        if state.epoch % cfg.print_every == 0 or state.epoch == cfg.epochs:
+        printing = state.epoch % cfg.print_every == 0 or state.epoch == cfg.epochs
+        if printing or state.epoch % eval_every == 0:
             row["heldout_ppl"] = evaluate(state.params, corpus.heldout, cfg, backend, workspace)
-            if report is not None:
-                report(progress_line(row, sample(state.params) if sample else None))
+            _select(state, cfg, row["heldout_ppl"], on_best)
+        if printing and report is not None:
+            report(progress_line(row, sample(state.params) if sample else None))
+        if state.stopped_early and report is not None:
+            report(f"stopping early: no held-out improvement in {cfg.patience} measurements; "
+                   f"best epoch {state.best_epoch}, held-out perplexity {state.best_heldout:.3f}")
         if on_epoch is not None:
             on_epoch(state)
         if should_stop is not None and should_stop() and state.epoch < cfg.epochs:
             return False
     return True
+
+
+def _select(state, cfg, heldout, on_best):
+    """Model selection on one held-out measurement: keep the best, decay, stop."""
+    if state.best_heldout is None or heldout < state.best_heldout:
+        state.best_heldout, state.best_epoch, state.evals_since_best = heldout, state.epoch, 0
+        if on_best is not None:
+            on_best(state)
+        return
+    state.evals_since_best += 1
+    if cfg.lr_decay < 1:
+        state.lr *= cfg.lr_decay
+        state.optimizer.lr = state.lr
+    if cfg.patience and state.evals_since_best >= cfg.patience:
+        state.stopped_early = True
 
 
 def check_same_text(corpus, state, name=None):
@@ -287,12 +341,16 @@ def summary_line(state, device):
     return f"perplexity {ppl:.1f}, {state.total_tokens / max(state.train_time, 1e-9):.1f} tokens/sec on {device}"
 
 
+ARRAY_FIELDS = ("params", "H", "optimizer")  # saved as arrays, not in the JSON
+
+
 def state_to_dict(state):
-    """The JSON-able part of a TrainState (params and H are saved as arrays)."""
-    d = dataclasses.asdict(dataclasses.replace(state, params=None, H=None))
-    del d["params"], d["H"]
+    """The JSON-able part of a TrainState (params, H and the optimizer's state are saved as arrays)."""
+    d = dataclasses.asdict(dataclasses.replace(state, **{k: None for k in ARRAY_FIELDS}))
+    for k in ARRAY_FIELDS:
+        del d[k]
     return d
 
 
-def state_from_dict(d, params, H=None):
-    return TrainState(params=params, H=H, **d)
+def state_from_dict(d, params, H=None, optimizer=None):
+    return TrainState(params=params, H=H, optimizer=optimizer, **d)

@@ -20,63 +20,88 @@ from minirnn import checkpoint
 from minirnn.atomic import atomic_write, check_writable
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, StopFlag, invocation
-from minirnn.config import ACTIVATIONS, CELL_NAMES, DEVICES, DTYPES, SAMPLINGS, TEXT_MODES, Config, flag_name
+from minirnn.config import (ACTIVATIONS, CELL_NAMES, DEFAULT_LR, DEVICES, DTYPES, OPTIMIZERS, PRESETS, SAMPLINGS,
+                            TEXT_MODES, Config, flag_name, preset)
 from minirnn.data import load_corpus
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
 from minirnn.generate import predict
+from minirnn.optim import make_optimizer
 from minirnn.threads import TRAIN_THREADS, blas_threads
 from minirnn.train import (check_corpus, check_same_text, fit, new_state, state_from_dict, state_to_dict,
                            summary_line)
 
 D = Config()
-SAMPLE_PREFIX = "time traveller"
+BOOK_PREFIX = "time traveller"
 OUT_OF_MEMORY = ("lower --num-hiddens, --batch-size or --num-steps (with --no-detach, also --max-tokens); "
                  "a resumed run keeps them, so resume with --device cpu or on a machine with more memory")
 
 
 def parse(argv, prog="train.py"):
-    p = ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
-                       argument_default=argparse.SUPPRESS)
-    a = p.add_argument
-    a("--batch-size", type=int, help=f"sequences per minibatch, B (default {D.batch_size})")
-    a("--num-steps", type=int, help=f"steps per window, T (default {D.num_steps})")
-    a("--num-hiddens", type=int, help=f"hidden units, H (default {D.num_hiddens})")
-    a("--lr", type=float, help=f"SGD learning rate (default {D.lr})")
-    a("--clip", type=float, help=f"clip gradients to this global norm; 0 turns clipping off (default {D.clip})")
-    a("--epochs", type=int, help=f"epochs (default {D.epochs})")
-    a("--sampling", choices=SAMPLINGS, help=f"minibatch order and state handling (default {D.sampling})")
-    a("--max-tokens", type=int, help=f"train on the first N tokens, 0 = all (default {D.max_tokens})")
-    a("--seed", type=int, help=f"seed for the weights and minibatch order (default {D.seed})")
-    a("--device", choices=DEVICES, help="cpu, gpu (CuPy) or auto (default: $MINIRNN_DEVICE, else cpu)")
-    a("--data", help="a UTF-8 text file to train on (default: The Time Machine)")
-    a("--text-mode", choices=TEXT_MODES, help=f"letters: the book's preprocessing; raw: every character (default {D.text_mode})")
-    a("--cell", choices=CELL_NAMES, help=f"recurrent cell: rnn, gru or lstm (default {D.cell})")
-    a("--num-layers", type=int, help=f"stacked recurrent layers, L (default {D.num_layers})")
-    a("--embed-size", type=int, help="learnable embedding of this size, E, instead of one-hot input; "
-                                     f"0 means one-hot (default {D.embed_size})")
-    a("--activation", choices=tuple(ACTIVATIONS), help=f"the rnn cell's activation (default {D.activation})")
-    a("--no-detach", dest="detach", action="store_false",
-      help="backpropagate through every earlier window of the epoch (slow; sequential only)")
-    a("--dtype", choices=DTYPES, help=f"training precision (default {D.dtype})")
-    a("--print-every", type=int, help=f"progress line every N epochs (default {D.print_every})")
-    a("--progress-seconds", type=float, metavar="S",
-      help=f"inside a long epoch, a progress line every S seconds; 0 turns it off (default {D.progress_seconds:g})")
-    a("--threads", type=int, metavar="N",
-      help=f"BLAS threads, set before NumPy loads (default {TRAIN_THREADS}, or $OPENBLAS_NUM_THREADS; "
-           f"more can help on an idle machine, see README)")
-    a("--save", metavar="PATH", help="write a checkpoint (.npz) here at the end and on Ctrl-C")
-    a("--save-every", type=int, metavar="N", help="also write the checkpoint every N epochs")
-    a("--log", metavar="PATH", help="write one CSV row per epoch here")
-    a("--plot", metavar="PATH", help="draw the perplexity curve as a PNG here (needs matplotlib)")
-    a("--resume", metavar="PATH", help="continue from this checkpoint, with its config, --log and --plot")
-    a("--debug", action="store_true", help="show tracebacks")
+    p = ArgumentParser(prog=prog, description=__doc__.splitlines()[0], argument_default=argparse.SUPPRESS,
+                       epilog="Options given beside --preset override it. All defaults live in minirnn/config.py.")
+    model = p.add_argument_group("model")
+    model.add_argument("--cell", choices=CELL_NAMES, help=f"recurrent cell: rnn, gru or lstm (default {D.cell})")
+    model.add_argument("--num-hiddens", type=int, help=f"hidden units, H (default {D.num_hiddens})")
+    model.add_argument("--num-layers", type=int, help=f"stacked recurrent layers, L (default {D.num_layers})")
+    model.add_argument("--embed-size", type=int, help="learnable embedding of this size, E, instead of one-hot "
+                                                      f"input; 0 means one-hot (default {D.embed_size})")
+    model.add_argument("--activation", choices=tuple(ACTIVATIONS), help=f"the rnn cell's activation (default {D.activation})")
+    model.add_argument("--dropout", type=float, metavar="P", help="dropout on the non-recurrent connections, "
+                                                                  f"training only (default {D.dropout:g})")
+    model.add_argument("--dtype", choices=DTYPES, help=f"training precision (default {D.dtype})")
+    data = p.add_argument_group("data")
+    data.add_argument("--data", help="a UTF-8 text file to train on (default: The Time Machine)")
+    data.add_argument("--text-mode", choices=TEXT_MODES,
+                      help=f"letters: the book's preprocessing; raw: every character (default {D.text_mode})")
+    data.add_argument("--max-tokens", type=int, help="train on the first N tokens and hold out the next N; "
+                                                     f"0: the whole text, its last 10%% held out (default {D.max_tokens})")
+    data.add_argument("--batch-size", type=int, help=f"sequences per minibatch, B (default {D.batch_size})")
+    data.add_argument("--num-steps", type=int, help=f"steps per window, T (default {D.num_steps})")
+    data.add_argument("--sampling", choices=SAMPLINGS, help=f"minibatch order and state handling (default {D.sampling})")
+    train = p.add_argument_group("training")
+    train.add_argument("--preset", choices=tuple(PRESETS), help="a named set of defaults: heldout is the recipe "
+                                                                "for the lowest held-out perplexity on the book")
+    train.add_argument("--epochs", type=int, help=f"epochs (default {D.epochs})")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, help=f"sgd, adagrad or adam (default {D.optimizer})")
+    train.add_argument("--lr", type=float, help="learning rate (default: "
+                                                + ", ".join(f"{v:g} for {k}" for k, v in DEFAULT_LR.items()) + ")")
+    train.add_argument("--clip", type=float, help=f"clip gradients to this global norm; 0 turns clipping off (default {D.clip:g})")
+    train.add_argument("--lr-decay", type=float, metavar="GAMMA", help="multiply the learning rate by GAMMA whenever "
+                                                                       f"the held-out perplexity does not improve (default {D.lr_decay:g}: off)")
+    train.add_argument("--eval-every", type=int, metavar="N", help="measure the held-out perplexity every N epochs "
+                                                                   "(default: at every progress line)")
+    train.add_argument("--patience", type=int, metavar="K", help="stop after K held-out measurements without "
+                                                                 f"improvement (default {D.patience}: never)")
+    train.add_argument("--no-detach", dest="detach", action="store_false",
+                       help="backpropagate through every earlier window of the epoch (slow; sequential only)")
+    train.add_argument("--seed", type=int, help=f"seed for the weights, minibatch order and dropout (default {D.seed})")
+    train.add_argument("--device", choices=DEVICES, help="cpu, gpu (CuPy) or auto (default: $MINIRNN_DEVICE, else cpu)")
+    train.add_argument("--threads", type=int, metavar="N",
+                       help=f"BLAS threads, set before NumPy loads (default {TRAIN_THREADS}, or $OPENBLAS_NUM_THREADS; "
+                            f"more can help on an idle machine, see README)")
+    out = p.add_argument_group("output")
+    out.add_argument("--print-every", type=int, metavar="N", help=f"progress line every N epochs (default {D.print_every})")
+    out.add_argument("--progress-seconds", type=float, metavar="S",
+                     help=f"inside a long epoch, a progress line every S seconds; 0 turns it off (default {D.progress_seconds:g})")
+    out.add_argument("--sample-prefix", metavar="TEXT", help="prefix of the samples shown (default: 'time traveller' "
+                                                             "on the book, else the start of the training text)")
+    out.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) here at the end and on Ctrl-C")
+    out.add_argument("--save-every", type=int, metavar="N", help="also write the checkpoint every N epochs")
+    out.add_argument("--save-best", metavar="PATH", help="keep the model with the lowest held-out perplexity here")
+    out.add_argument("--log", metavar="PATH", help="write one CSV row per epoch here")
+    out.add_argument("--plot", metavar="PATH", help="draw the perplexity curve as a PNG here (needs matplotlib)")
+    out.add_argument("--resume", metavar="PATH", help="continue from this checkpoint, with its config and outputs")
+    out.add_argument("--debug", action="store_true", help="show tracebacks")
     return vars(p.parse_args(argv))
 
 
 def main(argv, prog="train.py"):
     args = parse(argv, prog)
     args.pop("debug", None)
-    save, log, plot, resume, threads = (args.pop(k, None) for k in ("save", "log", "plot", "resume", "threads"))
+    save, log, plot, resume, threads, save_best = (args.pop(k, None) for k in
+                                                   ("save", "log", "plot", "resume", "threads", "save_best"))
+    if "preset" in args:
+        args = preset(args.pop("preset"), args)
     if threads is not None:
         _check_threads(threads)
     elif (blas_threads() or "").isdigit():  # the default, set by the launcher
@@ -89,7 +114,7 @@ def main(argv, prog="train.py"):
         check_writable(save, "--resume", fix="give --save PATH to write the checkpoint elsewhere")
     elif save:
         check_writable(save, "--save")
-    log, plot, outputs = _outputs(log, plot, ckpt)  # ... and continues its log and plot
+    log, plot, save_best, outputs = _outputs(log, plot, save_best, ckpt)  # ... and continues its outputs
 
     cfg = _resume_config(ckpt.config, args) if ckpt else Config.from_dict(args)
     if ckpt and cfg.data and not os.path.exists(cfg.data):
@@ -111,6 +136,13 @@ def main(argv, prog="train.py"):
         H = None if ckpt.H is None else (tuple(backend.asarray(h) for h in ckpt.H) if isinstance(ckpt.H, tuple)
                                          else backend.asarray(ckpt.H))
         state = state_from_dict(ckpt.state, params, H)
+        state.lr = cfg.lr if state.lr is None else state.lr  # a checkpoint of minirnn 0.1 has no lr of its own
+        state.optimizer = make_optimizer(cfg.optimizer, state.lr, params)
+        try:
+            state.optimizer.load_state_dict({k: backend.asarray(v) for k, v in ckpt.optimizer_state.items()})
+        except ValueError as e:
+            raise CheckpointError(f"checkpoint {resume}: its {cfg.optimizer} state does not fit the model ({e}); "
+                                  f"start a new run without --resume") from None
         check_same_text(corpus, state, cfg.data or "the book")  # before the sizes: a changed text is the cause
     else:
         state = new_state(cfg, len(corpus.vocab), backend)
@@ -120,13 +152,20 @@ def main(argv, prog="train.py"):
                       f"whole text is used, its last 10% held out (as with --max-tokens 0); give a smaller value "
                       f"to train on the first N tokens and hold out the next N")
     vocab = corpus.vocab
+    prefix = cfg.sample_prefix or (BOOK_PREFIX if cfg.data is None else default_prefix(corpus))
 
-    def sample(params, prefix=SAMPLE_PREFIX, n=50):
+    def sample(params, prefix=prefix, n=50):
         return predict(prefix, n, params, vocab, activation=cfg.activation, text_mode=cfg.text_mode)
+
+    sample(state.params, n=0)  # a prefix that cannot be read fails now, not after training
+
+    def save_to(path, H=None):
+        checkpoint.save(path, state.params, vocab, cfg, state_to_dict(state), H, outputs=outputs,
+                        optimizer_state=state.optimizer.state_dict())
 
     def write_outputs():  # at the end, and on Ctrl-C
         if save:
-            checkpoint.save(save, state.params, vocab, cfg, state_to_dict(state), state.H, outputs=outputs)
+            save_to(save, state.H)
         if log:
             _write_log(log, state.history)
         if plot and state.history:
@@ -136,17 +175,26 @@ def main(argv, prog="train.py"):
         if state.epoch == cfg.epochs:
             return
         if save and cfg.save_every and state.epoch % cfg.save_every == 0:
-            checkpoint.save(save, state.params, vocab, cfg, state_to_dict(state), outputs=outputs)
+            save_to(save)
         if log and state.epoch % cfg.print_every == 0:
             _write_log(log, state.history)
 
+    def on_best(state):  # a new lowest held-out perplexity
+        if save_best:
+            save_to(save_best)
+
+    if state.stopped_early:
+        print(f"nothing to do: --patience stopped this run at epoch {state.epoch} (best epoch {state.best_epoch}, "
+              f"held-out perplexity {state.best_heldout:.3f}); start a new run to train on")
+        return 0
     if state.epoch >= cfg.epochs:
         print(f"nothing to do: the checkpoint is at epoch {state.epoch} and --epochs is {cfg.epochs}; "
               f"raise --epochs to train on")
         return 0
     print(f"training on {backend.name}: {len(corpus.train)} tokens (held out: {len(corpus.heldout)}), "
           f"vocab {len(vocab)}, {model_name(cfg)}, B={cfg.batch_size} T={cfg.num_steps} H={cfg.num_hiddens}, "
-          f"lr {cfg.lr}, clip {cfg.clip or 'off'}, {cfg.sampling}"
+          f"{cfg.optimizer} lr {state.lr:g}, clip {cfg.clip or 'off'}, {cfg.sampling}"
+          + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")
           + (f", {threads} BLAS thread{'s' if threads > 1 else ''}" if threads else "")
           + (f", resuming at epoch {state.epoch + 1}" if ckpt else ""), flush=True)
     if ckpt and (log or plot):
@@ -157,7 +205,7 @@ def main(argv, prog="train.py"):
     with StopFlag(finishing) as stop, np.errstate(over="ignore", invalid="ignore"):  # divergence is checked each epoch
         try:
             finished = fit(cfg, corpus, backend, state, report=report,
-                           on_epoch=on_epoch, should_stop=stop, sample=sample, tick=tick)
+                           on_epoch=on_epoch, should_stop=stop, sample=sample, tick=tick, on_best=on_best)
         except DivergedError:
             if log:
                 _write_log(log, state.history)
@@ -168,7 +216,8 @@ def main(argv, prog="train.py"):
                 print(f"wrote {_where(log=log, plot=plot)} up to epoch {state.epoch}{kept}", file=sys.stderr)
             raise  # the last good checkpoint stays as it was
     write_outputs()
-    written = _where(checkpoint=save, log=log, plot=plot if state.history else None)
+    written = _where(checkpoint=save, log=log, plot=plot if state.history else None,
+                     best=save_best if state.best_heldout is not None else None)
     if not finished:
         where = f"epoch {state.epoch + 1}, after minibatch {state.batch}" if state.batch else f"after epoch {state.epoch}"
         how = f"resume with: {invocation(prog)} --resume {save}" if save else "nothing saved (give --save PATH to keep progress)"
@@ -178,10 +227,19 @@ def main(argv, prog="train.py"):
         return 130
     if written:
         print(f"wrote {written}")
+    if state.best_heldout is not None:
+        print(f"best held-out perplexity {state.best_heldout:.3f} at epoch {state.best_epoch}"
+              + (f" (kept in {save_best})" if save_best else ""))
     print(summary_line(state, backend.name))
     print(sample(state.params))
-    print(sample(state.params, "traveller"))
+    if prefix == BOOK_PREFIX:
+        print(sample(state.params, "traveller"))
     return 0
+
+
+def default_prefix(corpus, length=15):
+    """The start of the training text, after preprocessing: a prefix it surely contains."""
+    return corpus.vocab.decode(corpus.train[:length]).strip() or corpus.vocab.decode(corpus.train[:length])
 
 
 def model_name(cfg):
@@ -190,17 +248,19 @@ def model_name(cfg):
             + (f", embedding {cfg.embed_size}" if cfg.embed_size else ""))
 
 
-def _outputs(log, plot, ckpt):
-    """The log and plot paths, as given or else the checkpoint's, checked writable; and
-    their absolute paths, saved with the checkpoint so that a resumed run continues them."""
+def _outputs(log, plot, save_best, ckpt):
+    """The log, plot and best-model paths, as given or else the checkpoint's, checked
+    writable; and their absolute paths, saved with the checkpoint so that a resumed
+    run continues them."""
     saved = ckpt.outputs if ckpt else {}
     paths = {}
-    for name, given in (("log", log), ("plot", plot)):
+    for name, given in (("log", log), ("plot", plot), ("save_best", save_best)):
+        flag = "--" + name.replace("_", "-")
         if given:
-            check_writable(given, f"--{name}")
+            check_writable(given, flag)
             paths[name] = given
         elif saved.get(name):
-            check_writable(saved[name], f"the checkpoint's --{name}", fix=f"give --{name} PATH to write it elsewhere")
+            check_writable(saved[name], f"the checkpoint's {flag}", fix=f"give {flag} PATH to write it elsewhere")
             paths[name] = saved[name]
     keep = {k: os.path.abspath(v) for k, v in paths.items()}
     if paths.get("plot") and not _have_matplotlib():
@@ -208,7 +268,7 @@ def _outputs(log, plot, ckpt):
             raise MinirnnError("--plot needs matplotlib: pip install matplotlib (or drop --plot)")
         warnings.warn(f"the checkpoint's --plot {paths.pop('plot')} needs matplotlib, which is not installed: "
                       f"no plot this time (pip install matplotlib)")
-    return paths.get("log"), paths.get("plot"), keep
+    return paths.get("log"), paths.get("plot"), paths.get("save_best"), keep
 
 
 def _where(**paths):
@@ -273,11 +333,11 @@ def _resume_config(saved, given):
 
 
 def _write_log(path, history):
-    fields = ("epoch", "train_ppl", "heldout_ppl", "tokens_per_s", "grad_norm")
+    fields = ("epoch", "train_ppl", "heldout_ppl", "tokens_per_s", "grad_norm", "lr")
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
-    w.writerows({k: ("" if row[k] is None else row[k]) for k in fields} for row in history)
+    w.writerows({k: ("" if row.get(k) is None else row[k]) for k in fields} for row in history)
     atomic_write(path, lambda f: f.write(buf.getvalue()), mode="w")
 
 

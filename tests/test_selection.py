@@ -1,0 +1,135 @@
+"""Training that generalises: optimizers in the loop, dropout, model selection
+(--eval-every, --save-best, --patience, --lr-decay), the preset, and resume."""
+import csv
+
+import numpy as np
+import pytest
+
+from minirnn import checkpoint
+from minirnn.backend import get_backend
+from minirnn.config import PRESETS, Config
+from minirnn.data import Corpus, Vocab
+from minirnn.optim import make_optimizer
+from minirnn.train import _select, fit, new_state, state_from_dict, state_to_dict
+
+from helpers import run_script
+
+TEXT = "the time traveller for so it will be convenient to speak of him was expounding a recondite matter to us "
+CPU = get_backend("cpu")
+
+
+def _corpus():
+    vocab = Vocab.build(TEXT)
+    return vocab, Corpus(vocab.encode(TEXT * 10), vocab, max_tokens=600)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad", "sgd"])
+def test_resume_with_optimizer_state_and_dropout_is_bit_for_bit(tmp_path, optimizer):
+    """Stop mid-epoch, save (with the optimizer's state), load, resume: the parameters,
+    the history and the learning rate equal an uninterrupted run's."""
+    vocab, corpus = _corpus()
+    cfg = Config(batch_size=4, num_steps=10, num_hiddens=16, epochs=6, print_every=2, eval_every=1, seed=5,
+                 cell="lstm", num_layers=2, embed_size=6, dropout=0.3, optimizer=optimizer, lr_decay=0.5)
+    straight = new_state(cfg, len(vocab), CPU)
+    assert fit(cfg, corpus, CPU, straight)
+
+    calls = {"n": 0}
+
+    def stop_after_17_minibatches():
+        calls["n"] += 1
+        return calls["n"] >= 17
+
+    first = new_state(cfg, len(vocab), CPU)
+    assert not fit(cfg, corpus, CPU, first, should_stop=stop_after_17_minibatches)
+    assert first.batch > 0  # stopped in the middle of an epoch
+    path = tmp_path / "run.npz"
+    checkpoint.save(path, first.params, vocab, cfg, state_to_dict(first), first.H,
+                    optimizer_state=first.optimizer.state_dict())
+    ck = checkpoint.load(path)
+    resumed = state_from_dict(ck.state, ck.params, ck.H)
+    resumed.optimizer = make_optimizer(optimizer, resumed.lr, resumed.params)
+    resumed.optimizer.load_state_dict(ck.optimizer_state)
+    assert fit(ck.config, corpus, CPU, resumed)
+    for k in straight.params:
+        assert np.array_equal(straight.params[k], resumed.params[k]), k
+    assert [r["train_ppl"] for r in straight.history] == [r["train_ppl"] for r in resumed.history]
+    assert [r["lr"] for r in straight.history] == [r["lr"] for r in resumed.history]
+
+
+def test_dropout_is_seeded_and_changes_training():
+    vocab, corpus = _corpus()
+    base = dict(batch_size=4, num_steps=10, num_hiddens=16, epochs=2, print_every=1, seed=1, cell="gru")
+    runs = []
+    for dropout in (0.0, 0.5, 0.5):
+        state = new_state(Config(**base, dropout=dropout), len(vocab), CPU)
+        fit(Config(**base, dropout=dropout), corpus, CPU, state)
+        runs.append(state.params["W_hq"].copy())
+    assert not np.array_equal(runs[0], runs[1])  # dropout changed the updates
+    assert np.array_equal(runs[1], runs[2])  # the same seed draws the same masks
+
+
+class _Opt:
+    lr = 1.0
+
+
+def test_model_selection_keeps_the_best_decays_and_stops():
+    cfg = Config(lr_decay=0.5, patience=2)
+    state = new_state(Config(num_hiddens=4), 5, CPU)
+    state.lr, state.optimizer = 1.0, _Opt()
+    best = []
+    for epoch, heldout in enumerate([9.0, 7.0, 7.5, 6.0, 6.5, 6.2], start=1):
+        state.epoch = epoch
+        _select(state, cfg, heldout, on_best=lambda s: best.append(s.epoch))
+        if state.stopped_early:
+            break
+    assert best == [1, 2, 4]  # every new lowest held-out perplexity, and only those
+    assert (state.best_epoch, state.best_heldout) == (4, 6.0)
+    assert state.epoch == 6 and state.stopped_early  # two misses in a row after epoch 4
+    assert state.lr == 0.5 ** 3 and state.optimizer.lr == state.lr  # one decay per miss: epochs 3, 5, 6
+
+
+def test_script_save_best_patience_and_lr_column(tmp_path):
+    best, log = tmp_path / "best.npz", tmp_path / "log.csv"
+    r = run_script("train.py", "--num-hiddens", "16", "--max-tokens", "2000", "--batch-size", "8", "--num-steps", "10",
+                   "--epochs", "40", "--print-every", "5", "--eval-every", "1", "--optimizer", "adam", "--lr", "0.05",
+                   "--patience", "2", "--lr-decay", "0.5", "--save-best", best, "--log", log)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(log.open()))
+    heldout = [float(row["heldout_ppl"]) for row in rows]
+    assert len(rows) < 40 and "stopping early" in r.stdout  # lr 0.05 overfits 2,000 tokens quickly
+    i = int(np.argmin(heldout))
+    assert all(h > heldout[i] for h in heldout[i + 1:]) and len(heldout) - 1 - i == 2  # two misses stopped it
+    misses = sum(h >= min(heldout[:j]) for j, h in enumerate(heldout[:-1]) if j)
+    assert float(rows[-1]["lr"]) == pytest.approx(0.05 * 0.5 ** misses)  # the epoch's rate: halved at every miss before
+    kept = checkpoint.load(best)
+    assert kept.state["epoch"] == i + 1 and kept.state["best_heldout"] == pytest.approx(heldout[i])
+    assert f"best held-out perplexity {heldout[i]:.3f} at epoch {i + 1}" in r.stdout
+    assert r.stdout.splitlines()[-2].startswith("perplexity ")  # the book's closing line stays
+
+
+def test_preset_is_overridden_by_the_options_given():
+    r = run_script("train.py", "--preset", "heldout", "--num-hiddens", "8", "--embed-size", "4", "--epochs", "1",
+                   "--batch-size", "4", "--num-steps", "8", "--max-tokens", "3000", "--print-every", "1")
+    assert r.returncode == 0, r.stderr
+    header = r.stdout.splitlines()[0]
+    p = PRESETS["heldout"]
+    assert f"{p['num_layers']}-layer {p['cell']}" in header and "H=8" in header and f"{p['optimizer']} lr" in header
+    assert f"dropout {p['dropout']:g}" in header and "3000 tokens" in header
+    bad = run_script("train.py", "--preset", "nope")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dropout", "1"], "--dropout must be a probability in [0, 1), got 1.0"),
+    (["--lr-decay", "0"], "--lr-decay must be a factor in (0, 1]"),
+    (["--patience", "-1"], "--patience must be an integer >= 0"),
+    (["--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+])
+def test_bad_selection_options(args, message):
+    r = run_script("train.py", *args)
+    assert r.returncode == 2 and message in r.stderr
+
+
+def test_optimizer_default_learning_rates():
+    assert Config().lr == 1.0 and Config(optimizer="adam").lr == 2e-3 and Config(optimizer="adagrad").lr == 0.1
+    assert Config(optimizer="adam", lr=0.01).lr == 0.01
