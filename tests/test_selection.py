@@ -104,7 +104,7 @@ def test_script_save_best_patience_and_lr_column(tmp_path):
     kept = checkpoint.load(best)
     assert kept.state["epoch"] == i + 1 and kept.state["best_heldout"] == pytest.approx(heldout[i])
     assert f"best held-out perplexity {heldout[i]:.3f} at epoch {i + 1}" in r.stdout
-    assert r.stdout.splitlines()[-2].startswith("perplexity ")  # the book's closing line stays
+    assert r.stdout.splitlines()[-3].startswith("perplexity ")  # the book's closing line stays
 
 
 def test_preset_is_overridden_by_the_options_given():
