@@ -199,3 +199,24 @@ def test_a_closed_pipe_stops_quietly():
     p.stdout.close()
     err = p.stderr.read()
     assert p.wait(timeout=120) == 141 and err == ""
+
+
+def test_help_groups_the_options():
+    r = run_script("train.py", "--help")
+    assert r.returncode == 0
+    groups = [line.rstrip(":") for line in r.stdout.splitlines() if line and not line.startswith(" ") and line.endswith(":")]
+    assert groups[-4:] == ["model", "data", "training", "output"]
+
+
+def test_sample_prefix_defaults_to_the_start_of_another_text(tmp_path):
+    text = tmp_path / "other.txt"
+    text.write_text("Zebras quietly jog over frozen lakes. " * 200)
+    r = run_script("train.py", "--data", text, "--text-mode", "raw", "--num-hiddens", "8", "--epochs", "1",
+                   "--max-tokens", "3000", "--print-every", "1")
+    assert r.returncode == 0, r.stderr
+    assert "'Zebras quietly " in r.stdout and "time traveller" not in r.stdout  # a prefix the text contains
+    r = run_script("train.py", "--data", text, "--text-mode", "raw", "--num-hiddens", "8", "--epochs", "1",
+                   "--max-tokens", "3000", "--print-every", "1", "--sample-prefix", "frozen")
+    assert r.returncode == 0 and "'frozen" in r.stdout and r.stdout.splitlines()[-1].startswith("frozen")
+    bad = run_script("train.py", "--num-hiddens", "8", "--epochs", "1", "--sample-prefix", "42!")
+    assert bad.returncode != 0 and "prefix" in bad.stderr and "Traceback" not in bad.stderr
