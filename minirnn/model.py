@@ -263,9 +263,9 @@ def rnn_forward(params, X, state, *, activation="tanh", workspace=None, masks=No
         raise ValueError(f"activation {activation!r} applies to the plain rnn cell only; "
                          f"the {spec.cell} cell has its own nonlinearities (leave activation at 'tanh')")
     B, T = X.shape
-    states = split_state(state, spec, B)
-    ws = workspace if workspace is not None else Workspace()
     xp = array_module(params["W_hq"])
+    states = split_state(as_arrays(state, xp, params["W_hq"].dtype), spec, B)
+    ws = workspace if workspace is not None else Workspace()
     ids = xp.asarray(X.T.reshape(-1))  # (T·B,) time-major token ids
     return forward_ids(prepare(params, ws, spec), ids, T, B, states, activation, ws, masks)
 
@@ -311,7 +311,7 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None):
     spec, cell = prep["spec"], CELLS[prep["spec"].cell]
     H, V, L = spec.num_hiddens, spec.vocab_size, spec.num_layers
     xp, dtype = array_module(prep["W_hq"]), prep["W_hq"].dtype
-    dstates_T = split_state(dstate_T, spec, B, what="dstate_T")
+    dstates_T = split_state(as_arrays(dstate_T, xp, dtype), spec, B, what="dstate_T")
     grads = {}
     top = L - 1
     dHs = ws.get(f"l{top}.dHs", (T, B, H), dtype, xp)  # dL/dH_t from above, per layer
@@ -384,6 +384,18 @@ def split_state(state, spec, B, what="state"):
             raise ValueError(f"{what} {name} has shape {tuple(part.shape)}, expected {shape} "
                              f"({'' if L == 1 else 'layers, '}batch, num_hiddens)")
     return [tuple(None if p is None else (p if L == 1 else p[layer]) for p in parts) for layer in range(L)]
+
+
+def as_arrays(state, xp, dtype):
+    """A state given as nested lists (or other array-likes) -> arrays of the model's dtype."""
+    if state is None or hasattr(state, "shape"):
+        return state
+    if isinstance(state, tuple):
+        return tuple(as_arrays(part, xp, dtype) for part in state)
+    try:
+        return xp.asarray(np.asarray(state, dtype=dtype))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"a state must be an array of numbers (or a tuple of them), got {type(state).__name__} ({e})") from None
 
 
 def join_state(per_layer, spec):

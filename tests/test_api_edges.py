@@ -69,3 +69,18 @@ def test_counts_in_messages_agree_with_their_nouns():
     with pytest.raises(DataError) as e:
         check_fits(1, 2, 3, "training text")
     assert "has 1 token," in str(e.value) and "1 tokens" not in str(e.value)
+
+
+def test_states_given_as_lists_are_accepted():
+    from minirnn import init_params, rnn_backward, rnn_forward
+
+    p = init_params(5, 2, dtype="float64")
+    logits, H, cache = rnn_forward(p, [[0, 1, 2]], [[0.1, 0.2]])
+    np.testing.assert_array_equal(H, rnn_forward(p, np.array([[0, 1, 2]]), np.array([[0.1, 0.2]]))[1])
+    grads, dH0 = rnn_backward(logits, cache, [[1.0, -1.0]])
+    assert dH0.shape == (1, 2)
+    lstm = init_params(5, 2, cell="lstm")
+    H, C = rnn_forward(lstm, [[0, 1]], ([[0.1, 0.2]], [[0.0, 0.0]]))[1]
+    assert H.shape == C.shape == (1, 2)
+    with pytest.raises((TypeError, ValueError), match="state"):
+        rnn_forward(lstm, [[0, 1]], "abc")
