@@ -1,4 +1,4 @@
-"""The command-line tools: `minirnn train|generate|gradcheck|bench`, also
+"""The command-line tools: `minirnn train|generate|gradcheck|bench|gradflow`, also
 `python -m minirnn ...` and `python scripts/<command>.py ...`.
 
 Nothing here imports NumPy, so that --threads can be set before it loads.
@@ -15,6 +15,7 @@ COMMANDS = {
     "generate": "continue text from a saved model",
     "gradcheck": "check the hand-written BPTT against central differences",
     "bench": "time the training step against its matrix products",
+    "gradflow": "show how the gradient flows back through time, per step",
 }
 
 

@@ -1,0 +1,11 @@
+#!/usr/bin/env python
+"""Gradient flow through time: the norm of the gradient at each earlier state, per step.
+
+Also installed as `minirnn gradflow`; the code is in minirnn/commands/gradflow.py.
+"""
+import sys
+
+from minirnn.commands import launch
+
+if __name__ == "__main__":
+    sys.exit(launch("gradflow", sys.argv[1:], prog="gradflow.py"))
