@@ -86,3 +86,17 @@ class StopFlag:
     def __exit__(self, *exc):
         signal.signal(signal.SIGINT, self._old)
         return False
+
+
+def have_matplotlib():
+    """Whether the optional plotting library (the `plot` extra) is installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def need_matplotlib(option="--plot"):
+    if not have_matplotlib():
+        raise MinirnnError(f"{option} needs matplotlib: pip install matplotlib (or drop {option})")

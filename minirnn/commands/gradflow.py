@@ -18,13 +18,12 @@ from minirnn import checkpoint
 from minirnn.analysis import POWER_ITERATIONS, gradient_flow
 from minirnn.atomic import atomic_write, check_writable
 from minirnn.backend import get_backend
-from minirnn.cli import ArgumentParser
+from minirnn.cli import ArgumentParser, need_matplotlib
 from minirnn.config import ACTIVATIONS, CELL_NAMES, DEVICES, TEXT_MODES, Config
 from minirnn.data import load_corpus
 from minirnn.errors import DataError, UsageError
 from minirnn.model import init_params
 
-from .train import _need_matplotlib
 
 D = Config()
 NUM_STEPS = 100
@@ -70,7 +69,7 @@ def main(argv, prog="gradflow.py"):
                          f"own nonlinearities, so compare them in separate runs or drop --activation")
     if args.plot:
         check_writable(args.plot, "--plot")
-        _need_matplotlib()
+        need_matplotlib()
     backend = get_backend(args.device)
     B, T = args.batch_size, args.num_steps
     iterations = None if args.exact else args.power_iterations

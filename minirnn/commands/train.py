@@ -19,7 +19,7 @@ import numpy as np
 from minirnn import checkpoint
 from minirnn.atomic import atomic_write, check_writable
 from minirnn.backend import get_backend
-from minirnn.cli import ArgumentParser, StopFlag, invocation
+from minirnn.cli import ArgumentParser, StopFlag, have_matplotlib, invocation
 from minirnn.config import (ACTIVATIONS, CELL_NAMES, DEFAULT_LR, DEVICES, DTYPES, OPTIMIZERS, PRESETS, SAMPLINGS,
                             TEXT_MODES, Config, flag_name, preset)
 from minirnn.data import load_corpus
@@ -225,11 +225,11 @@ def main(argv, prog="train.py"):
             print(f"wrote {written}", file=sys.stderr)
         print(f"stopped {where}; {how}", file=sys.stderr)
         return 130
-    if written:
-        print(f"wrote {written}")
     if state.best_heldout is not None:
         print(f"best held-out perplexity {state.best_heldout:.3f} at epoch {state.best_epoch}"
               + (f" (kept in {save_best})" if save_best else ""))
+    if written:
+        print(f"wrote {written}")
     print(summary_line(state, backend.name))
     print(sample(state.params))
     if prefix == BOOK_PREFIX:
@@ -263,7 +263,7 @@ def _outputs(log, plot, save_best, ckpt):
             check_writable(saved[name], f"the checkpoint's {flag}", fix=f"give {flag} PATH to write it elsewhere")
             paths[name] = saved[name]
     keep = {k: os.path.abspath(v) for k, v in paths.items()}
-    if paths.get("plot") and not _have_matplotlib():
+    if paths.get("plot") and not have_matplotlib():
         if plot:
             raise MinirnnError("--plot needs matplotlib: pip install matplotlib (or drop --plot)")
         warnings.warn(f"the checkpoint's --plot {paths.pop('plot')} needs matplotlib, which is not installed: "
@@ -339,14 +339,6 @@ def _write_log(path, history):
     w.writeheader()
     w.writerows({k: ("" if row.get(k) is None else row[k]) for k in fields} for row in history)
     atomic_write(path, lambda f: f.write(buf.getvalue()), mode="w")
-
-
-def _have_matplotlib():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _write_plot(path, history):
