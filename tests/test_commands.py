@@ -220,3 +220,19 @@ def test_sample_prefix_defaults_to_the_start_of_another_text(tmp_path):
     assert r.returncode == 0 and "'frozen" in r.stdout and r.stdout.splitlines()[-1].startswith("frozen")
     bad = run_script("train.py", "--num-hiddens", "8", "--epochs", "1", "--sample-prefix", "42!")
     assert bad.returncode != 0 and "prefix" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_generate_alpha_is_one_over_the_temperature(tmp_path):
+    """The book's exercise writes sampling as q ∝ p^α: --alpha α is --temperature 1/α."""
+    ckpt = tmp_path / "m.npz"
+    assert run_script("train.py", *SMALL, "--epochs", 1, "--save", ckpt).returncode == 0
+    gen = lambda *a: run_script("generate.py", "--checkpoint", ckpt, "-n", 40, "--seed", 3, *a)
+    by_alpha, by_tau = gen("--alpha", 4), gen("--temperature", 0.25)
+    assert by_alpha.returncode == 0 and by_alpha.stderr == ""
+    assert by_alpha.stdout == by_tau.stdout
+    assert gen("--alpha", 0.5).stdout == gen("--temperature", 2).stdout != gen("--alpha", 4).stdout
+    for bad in ("0", "-1", "inf", "nan"):
+        r = gen("--alpha", bad)
+        assert r.returncode == 2 and r.stderr.startswith("error: --alpha must be > 0") and len(r.stderr.splitlines()) == 1
+    both = gen("--alpha", 2, "--temperature", 0.5)
+    assert both.returncode == 2 and "not allowed with" in both.stderr and "Traceback" not in both.stderr

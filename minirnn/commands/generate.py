@@ -1,7 +1,8 @@
 """Continue text from a saved model.
 
-    python scripts/generate.py --checkpoint tm.npz --prefix 'time traveller' -n 100 [--temperature 0.8]
+    python scripts/generate.py --checkpoint tm.npz --prefix 'time traveller' -n 100 [--temperature 0.8 | --alpha 1.25]
 """
+import math
 import sys
 
 from minirnn import checkpoint
@@ -20,8 +21,11 @@ def main(argv, prog="generate.py"):
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train.py --save")
     p.add_argument("--prefix", default="time traveller", help="text to warm the state up on (default 'time traveller')")
     p.add_argument("-n", "--num-chars", type=int, default=100, help="characters to generate (default 100)")
-    p.add_argument("--temperature", type=float, default=None,
-                   help="sample from p^(1/T) instead of taking the most likely character")
+    sampling = p.add_mutually_exclusive_group()
+    sampling.add_argument("--temperature", type=float, default=None, metavar="TAU",
+                          help="sample from p^(1/TAU), renormalised, instead of taking the most likely character")
+    sampling.add_argument("--alpha", type=float, default=None,
+                          help="the same as --temperature 1/ALPHA: sample from p^ALPHA, as the book's exercise writes it")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
     p.add_argument("--device", choices=DEVICES, default=None,
                    help="default: the MINIRNN_DEVICE environment variable, else cpu")
@@ -31,6 +35,11 @@ def main(argv, prog="generate.py"):
         raise UsageError(f"-n must be >= 0, got {args.num_chars}")
     if args.temperature is not None and not args.temperature > 0:
         raise UsageError(f"--temperature must be > 0, got {args.temperature}")
+    if args.alpha is not None:
+        if not 0 < args.alpha < math.inf:
+            raise UsageError(f"--alpha must be > 0 and finite, got {args.alpha}; "
+                             "leave it out to take the most likely character")
+        args.temperature = 1 / args.alpha  # q ∝ p^α is q ∝ p^(1/τ) with τ = 1/α
     if not args.prefix:
         raise UsageError("--prefix is empty; give at least one character, e.g. --prefix 'time traveller'")
     ckpt = checkpoint.load(args.checkpoint)
