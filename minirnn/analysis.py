@@ -32,8 +32,8 @@ import numpy as np
 
 from .backend import array_module, backend_of
 from .cells.common import ACTIVATIONS
-from .cells.gru import gru_local_gradients, gru_step_backward
-from .cells.lstm import lstm_local_gradients, lstm_step_backward
+from .cells.gru import gru_step_backward
+from .cells.lstm import lstm_step_backward
 from .cells.rnn import rnn_step_backward
 from .loss import softmax_cross_entropy
 from .model import Workspace, check_tokens, layer_backward, model_spec, rnn_forward
@@ -176,15 +176,12 @@ def _step_backward(cell, c, t, dH_t, dC_t, rows=slice(None)):
         return dZ, dH_prev, None
     if cell == "gru":
         dA, dH_prev = xp.empty((n, 3 * H)), xp.empty((n, H))
-        G_t = c["G"][t - 1][rows]
-        F_t = gru_local_gradients(G_t[None], c["Hs"][t - 1][rows][None], out=xp.empty((1,) + G_t.shape))[0]
-        gru_step_backward(dH_t, G_t, F_t, c["W_hzrT"], c["W_hhT"], dA, dH_prev, xp.empty((n, H)))
+        gru_step_backward(dH_t, c["G"][t - 1][rows], c["Hs"][t - 1][rows], c["W_hzrT"], c["W_hhT"], dA, dH_prev,
+                          xp.empty((n, H)))
         return dA, dH_prev, None
     dA, dH_prev, dC = xp.empty((n, 4 * H)), xp.empty((n, H)), dC_t.copy()
-    G_t, tC_t = c["G"][t - 1][rows], c["tCs"][t - 1][rows]
-    F_t, Fc_t = lstm_local_gradients(G_t[None], c["Cs"][t - 1][rows][None], tC_t[None],
-                                     out=xp.empty((1,) + G_t.shape), out_c=xp.empty((1,) + tC_t.shape))
-    lstm_step_backward(dH_t, dC, G_t, F_t[0], Fc_t[0], c["W_hT"], dA, dH_prev, xp.empty((n, H)))
+    lstm_step_backward(dH_t, dC, c["G"][t - 1][rows], c["Cs"][t - 1][rows], c["tCs"][t - 1][rows], c["W_hT"], dA,
+                       dH_prev, xp.empty((n, H)), xp.empty((n, 3 * H)))
     return dA, dH_prev, dC
 
 

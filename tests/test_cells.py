@@ -92,17 +92,14 @@ def _step_backward(cell, x, cached, douts):
     if cell is gru:
         dA, dH_prev = np.empty((B, 3 * H)), np.empty((B, H))
         W_hzrT, W_hhT = np.ascontiguousarray(x["W_h"][:, :2 * H].T), np.ascontiguousarray(x["W_h"][:, 2 * H:].T)
-        F = gru.gru_local_gradients(cached[None], x["H_prev"][None], out=np.empty((1, B, 3 * H)))[0]
-        gru.gru_step_backward(douts[0].copy(), cached, F, W_hzrT, W_hhT, dA, dH_prev, np.empty((B, H)))
+        gru.gru_step_backward(douts[0].copy(), cached, x["H_prev"], W_hzrT, W_hhT, dA, dH_prev, np.empty((B, H)))
         RH = cached[:, H:2 * H] * x["H_prev"]
         dW = np.concatenate([x["H_prev"].T @ dA[:, :2 * H], RH.T @ dA[:, 2 * H:]], axis=1)
         return {"A": dA, "H_prev": dH_prev, "W_h": dW}
     G, tC = cached
     dA, dH_prev, dC = np.empty((B, 4 * H)), np.empty((B, H)), douts[1].copy()
-    F, Fc = lstm.lstm_local_gradients(G[None], x["C_prev"][None], tC[None], out=np.empty((1, B, 4 * H)),
-                                      out_c=np.empty((1, B, H)))
-    lstm.lstm_step_backward(douts[0].copy(), dC, G, F[0], Fc[0], np.ascontiguousarray(x["W_h"].T), dA, dH_prev,
-                            np.empty((B, H)))
+    lstm.lstm_step_backward(douts[0].copy(), dC, G, x["C_prev"], tC, np.ascontiguousarray(x["W_h"].T), dA, dH_prev,
+                            np.empty((B, H)), np.empty((B, 3 * H)))
     return {"A": dA, "H_prev": dH_prev, "W_h": x["H_prev"].T @ dA, "C_prev": dC}
 
 

@@ -12,8 +12,7 @@ and inside the time loop the gates share one product H_{t-1}·[W_hz|W_hr]; the
 candidate waits for R_t, so (R_t ⊙ H_{t-1})·W_hh is a second one.
 
 Backward, for one step, given dH_t (the total gradient at H_t); "dA" is the
-gradient at a block's pre-activation (the factors that do not depend on dH_t are
-computed for all steps at once before the loop, by gru_local_gradients):
+gradient at a block's pre-activation:
     dA_h     = dH_t ⊙ (1 - Z_t) ⊙ (1 - H̃_t²)
     dA_z     = dH_t ⊙ (H_{t-1} - H̃_t) ⊙ Z_t(1 - Z_t)
     d(R⊙H)   = dA_h·W_hhᵀ
@@ -49,48 +48,35 @@ def gru_step_forward(G_t, H_prev, W_hzr, W_hh, RH_t, H_t, tmp2, tmp):
     return H_t
 
 
-def gru_local_gradients(G, H_prev, out):
-    """What each step's backward multiplies by, for all steps at once, from the cached
-    outputs: out[t] = [Z(1-Z)(H_{t-1} - H̃) | R(1-R)·H_{t-1} | (1-Z)(1-H̃²)], the three
-    blocks' dA per unit of their upstream gradient. G (T,B,3H) the cached gates;
-    H_prev (T,B,H) the states H_{t-1}; out (T,B,3H). One pass over all T·B rows,
-    so that the time loop keeps only what depends on the gradient carried back."""
-    xp = array_module(out)
-    H = H_prev.shape[-1]
-    Z, R, Hc = G[..., :H], G[..., H:2 * H], G[..., 2 * H:]
-    fz, fr, fh = out[..., :H], out[..., H:2 * H], out[..., 2 * H:]
-    xp.subtract(1, Z, out=fh)  # 1 - Z
-    xp.subtract(H_prev, Hc, out=fz)
-    fz *= Z
-    fz *= fh  # Z(1 - Z)(H_{t-1} - H̃_t): σ' of the update gate times what it mixes
-    xp.multiply(Hc, Hc, out=fr)
-    xp.subtract(1, fr, out=fr)
-    fh *= fr  # (1 - Z)(1 - H̃²): the candidate's share, through tanh'
-    xp.subtract(1, R, out=fr)
-    fr *= R
-    fr *= H_prev  # R(1 - R)·H_{t-1}: σ' of the reset gate times what it gates
-    return out
-
-
-def gru_step_backward(dH_t, G_t, F_t, W_hzrT, W_hhT, dA_t, dH_prev, tmp):
+def gru_step_backward(dH_t, G_t, H_prev, W_hzrT, W_hhT, dA_t, dH_prev, tmp):
     """Mirror of gru_step_forward.
 
     dH_t (B,H): total gradient at H_t.  G_t (B,3H): the cached [Z_t | R_t | H̃_t].
-    F_t (B,3H): this step's gru_local_gradients.  W_hzrT (2H,H), W_hhT (H,H):
-    contiguous transposes.  dA_t (B,3H): receives [dA_z | dA_r | dA_h].
-    dH_prev (B,H): receives dL/dH_{t-1} from this step (it may be the array dH_t
-    was added from).  tmp (B,H): scratch.
+    H_prev (B,H): H_{t-1}.  W_hzrT (2H,H), W_hhT (H,H): contiguous transposes.
+    dA_t (B,3H): receives [dA_z | dA_r | dA_h].  dH_prev (B,H): receives dL/dH_{t-1}
+    from this step (it may be the array dH_t was added from).  tmp (B,H): scratch.
     """
     xp = array_module(dH_t)
-    H = dH_t.shape[1]
-    Z, R = G_t[:, :H], G_t[:, H:2 * H]
-    xp.multiply(dH_t, F_t[:, :H], out=dA_t[:, :H])  # into Z_t's pre-activation
-    xp.multiply(dH_t, F_t[:, 2 * H:], out=dA_t[:, 2 * H:])  # into H̃_t's pre-activation
+    H = H_prev.shape[1]
+    Z, R, Hc = G_t[:, :H], G_t[:, H:2 * H], G_t[:, 2 * H:]
+    dAz, dAr, dAh = dA_t[:, :H], dA_t[:, H:2 * H], dA_t[:, 2 * H:]
+    xp.subtract(1, Z, out=tmp)  # 1 - Z_t
+    xp.multiply(Hc, Hc, out=dAh)
+    xp.subtract(1, dAh, out=dAh)  # tanh' = 1 - H̃_t²
+    dAh *= dH_t
+    dAh *= tmp  # into H̃_t's pre-activation: dH ⊙ (1 - Z) ⊙ (1 - H̃²)
+    xp.subtract(H_prev, Hc, out=dAz)
+    dAz *= dH_t
+    dAz *= Z
+    dAz *= tmp  # into Z_t's pre-activation: dH ⊙ (H_{t-1} - H̃) ⊙ Z(1 - Z)
     xp.multiply(dH_t, Z, out=dH_prev)  # into H_{t-1}, directly through the update gate
-    xp.matmul(dA_t[:, 2 * H:], W_hhT, out=tmp)  # into R_t ⊙ H_{t-1}
-    xp.multiply(tmp, F_t[:, H:2 * H], out=dA_t[:, H:2 * H])  # into R_t's pre-activation
+    xp.matmul(dAh, W_hhT, out=tmp)  # into R_t ⊙ H_{t-1}
+    xp.multiply(tmp, H_prev, out=dAr)  # into R_t
     tmp *= R
     dH_prev += tmp  # into H_{t-1}, through the reset gate
+    dAr *= R
+    xp.subtract(1, R, out=tmp)
+    dAr *= tmp  # into R_t's pre-activation: ⊙ R(1 - R)
     xp.matmul(dA_t[:, :2 * H], W_hzrT, out=tmp)  # into H_{t-1}, through both gates' products
     dH_prev += tmp
     return dA_t, dH_prev
@@ -139,12 +125,11 @@ def sequence_backward(dHs, cache, dstate_T):
     T, B, H = dHs.shape
     xp, dtype = array_module(dHs), dHs.dtype
     dA = ws.get(key + "dA", (T, B, 3 * H), dtype, xp)
-    F = gru_local_gradients(G, Hs[:-1], out=ws.get(key + "F", (T, B, 3 * H), dtype, xp))
     tmp = ws.get(key + "tmp", (B, H), dtype, xp)
     dH = final_gradient(dstate_T, 0, (B, H), dtype, xp)
-    for t in range(T, 0, -1):  # dHs, G, F, dA hold step t in row t-1
+    for t in range(T, 0, -1):  # dHs, G, dA hold step t in row t-1
         dHs[t - 1] += dH  # total dL/dH_t: its own output + step t+1
-        gru_step_backward(dHs[t - 1], G[t - 1], F[t - 1], cache["W_hzrT"], cache["W_hhT"], dA[t - 1], dH, tmp)
+        gru_step_backward(dHs[t - 1], G[t - 1], Hs[t - 1], cache["W_hzrT"], cache["W_hhT"], dA[t - 1], dH, tmp)
     dA_all = dA.reshape(T * B, 3 * H)
     dW_hzr = ws.get(key + "dW_hzr", (H, 2 * H), dtype, xp)
     xp.matmul(Hs[:-1].reshape(T * B, H).T, dA_all[:, :2 * H], out=dW_hzr)  # into W_hz, W_hr

@@ -13,9 +13,7 @@ all steps (model.py), and inside the time loop one product H_{t-1}·[W_hi|W_hf|W
 feeds all four.
 
 Backward, for one step, given dH_t (the total gradient at H_t) and dC_t (the
-gradient reaching C_t from step t+1); "dA" is the gradient at a block's pre-activation
-(the factors that do not depend on dH_t or dC_t are computed for all steps at once
-before the loop, by lstm_local_gradients):
+gradient reaching C_t from step t+1); "dA" is the gradient at a block's pre-activation:
     dA_o     = dH_t ⊙ tanh(C_t) ⊙ O_t(1 - O_t)
     dC_t    += dH_t ⊙ O_t ⊙ (1 - tanh²(C_t))
     dA_i     = dC_t ⊙ C̃_t ⊙ I_t(1 - I_t)
@@ -51,51 +49,36 @@ def lstm_step_forward(G_t, H_prev, C_prev, W_h, H_t, C_t, tC_t, tmp4):
     return H_t, C_t
 
 
-def lstm_local_gradients(G, C_prev, tC, out, out_c):
-    """What each step's backward multiplies by, for all steps at once, from the cached
-    outputs: out[t] = [I(1-I)·C̃ | F(1-F)·C_{t-1} | O(1-O)·tanh(C_t) | (1-C̃²)·I], the
-    four blocks' dA per unit of their upstream gradient (dC_t, dC_t, dH_t, dC_t), and
-    out_c[t] = O·(1 - tanh²(C_t)), what dH_t sends into C_t. G (T,B,4H) the cached
-    gates; C_prev (T,B,H) the cells C_{t-1}; tC (T,B,H) tanh(C_t); out (T,B,4H);
-    out_c (T,B,H). One pass over all T·B rows, so that the time loop keeps only what
-    depends on the gradients carried back."""
-    xp = array_module(out)
-    H = tC.shape[-1]
-    I, F, O, Cc = G[..., :H], G[..., H:2 * H], G[..., 2 * H:3 * H], G[..., 3 * H:]
-    IFO, fIFO = G[..., :3 * H], out[..., :3 * H]
-    xp.subtract(1, IFO, out=fIFO)
-    fIFO *= IFO  # σ' = σ(1 - σ) of the three gates
-    out[..., :H] *= Cc  # input gate: times C̃
-    out[..., H:2 * H] *= C_prev  # forget gate: times C_{t-1}
-    out[..., 2 * H:3 * H] *= tC  # output gate: times tanh(C_t)
-    fc = out[..., 3 * H:]
-    xp.multiply(Cc, Cc, out=fc)
-    xp.subtract(1, fc, out=fc)
-    fc *= I  # candidate: tanh' = 1 - C̃², times I
-    xp.multiply(tC, tC, out=out_c)
-    xp.subtract(1, out_c, out=out_c)
-    out_c *= O  # O·tanh'(C_t)
-    return out, out_c
-
-
-def lstm_step_backward(dH_t, dC, G_t, F_t, Fc_t, W_hT, dA_t, dH_prev, tmp):
+def lstm_step_backward(dH_t, dC, G_t, C_prev, tC_t, W_hT, dA_t, dH_prev, tmp, tmp3):
     """Mirror of lstm_step_forward.
 
     dH_t (B,H): total gradient at H_t.  dC (B,H): gradient at C_t from step t+1 on
     entry, dL/dC_{t-1} on exit.  G_t (B,4H): the cached [I_t|F_t|O_t|C̃_t].
-    F_t (B,4H), Fc_t (B,H): this step's lstm_local_gradients.  W_hT (4H,H):
-    contiguous [W_h·]ᵀ.  dA_t (B,4H): receives [dA_i|dA_f|dA_o|dA_c].
-    dH_prev (B,H): receives dL/dH_{t-1} from this step.  tmp (B,H): scratch.
+    C_prev (B,H): C_{t-1}.  tC_t (B,H): tanh(C_t).  W_hT (4H,H): contiguous [W_h·]ᵀ.
+    dA_t (B,4H): receives [dA_i|dA_f|dA_o|dA_c].  dH_prev (B,H): receives dL/dH_{t-1}
+    from this step.  tmp (B,H), tmp3 (B,3H): scratch.
     """
     xp = array_module(dH_t)
     H = dH_t.shape[1]
-    xp.multiply(dH_t, F_t[:, 2 * H:3 * H], out=dA_t[:, 2 * H:3 * H])  # into O_t's pre-activation
-    xp.multiply(dH_t, Fc_t, out=tmp)
+    I, F, O, Cc = G_t[:, :H], G_t[:, H:2 * H], G_t[:, 2 * H:3 * H], G_t[:, 3 * H:]
+    dI, dF, dO, dCc = dA_t[:, :H], dA_t[:, H:2 * H], dA_t[:, 2 * H:3 * H], dA_t[:, 3 * H:]
+    xp.multiply(dH_t, tC_t, out=dO)  # into O_t
+    xp.multiply(tC_t, tC_t, out=tmp)
+    xp.subtract(1, tmp, out=tmp)  # tanh'(C_t) = 1 - tanh²(C_t)
+    tmp *= O
+    tmp *= dH_t
     dC += tmp  # into C_t, through H_t = O_t ⊙ tanh(C_t)
-    xp.multiply(dC, F_t[:, :H], out=dA_t[:, :H])  # into I_t's pre-activation
-    xp.multiply(dC, F_t[:, H:2 * H], out=dA_t[:, H:2 * H])  # into F_t's pre-activation
-    xp.multiply(dC, F_t[:, 3 * H:], out=dA_t[:, 3 * H:])  # into C̃_t's pre-activation
-    dC *= G_t[:, H:2 * H]  # into C_{t-1}, through the forget gate
+    xp.multiply(dC, Cc, out=dI)  # into I_t
+    xp.multiply(dC, C_prev, out=dF)  # into F_t
+    xp.multiply(dC, I, out=dCc)  # into C̃_t
+    dC *= F  # into C_{t-1}
+    dIFO, IFO = dA_t[:, :3 * H], G_t[:, :3 * H]
+    dIFO *= IFO
+    xp.multiply(dIFO, IFO, out=tmp3)
+    dIFO -= tmp3  # into the three gates' pre-activations: ⊙ σ(1 - σ)
+    xp.multiply(Cc, Cc, out=tmp)
+    xp.subtract(1, tmp, out=tmp)
+    dCc *= tmp  # into C̃_t's pre-activation: ⊙ (1 - C̃_t²)
     xp.matmul(dA_t, W_hT, out=dH_prev)  # into H_{t-1}, through all four products
     return dA_t, dH_prev, dC
 
@@ -144,14 +127,12 @@ def sequence_backward(dHs, cache, dstate_T):
     T, B, H = dHs.shape
     xp, dtype = array_module(dHs), dHs.dtype
     dA = ws.get(key + "dA", (T, B, 4 * H), dtype, xp)
-    F, Fc = lstm_local_gradients(G, Cs[:-1], tCs, out=ws.get(key + "F", (T, B, 4 * H), dtype, xp),
-                                 out_c=ws.get(key + "Fc", (T, B, H), dtype, xp))
-    tmp = ws.get(key + "tmp", (B, H), dtype, xp)
+    tmp, tmp3 = ws.get(key + "tmp", (B, H), dtype, xp), ws.get(key + "tmp3", (B, 3 * H), dtype, xp)
     dH = final_gradient(dstate_T, 0, (B, H), dtype, xp)
     dC = final_gradient(dstate_T, 1, (B, H), dtype, xp)
-    for t in range(T, 0, -1):  # dHs, G, F, Fc, dA hold step t in row t-1
+    for t in range(T, 0, -1):  # dHs, G, tCs, dA hold step t in row t-1
         dHs[t - 1] += dH  # total dL/dH_t: its own output + step t+1
-        lstm_step_backward(dHs[t - 1], dC, G[t - 1], F[t - 1], Fc[t - 1], cache["W_hT"], dA[t - 1], dH, tmp)
+        lstm_step_backward(dHs[t - 1], dC, G[t - 1], Cs[t - 1], tCs[t - 1], cache["W_hT"], dA[t - 1], dH, tmp, tmp3)
     dW_h = ws.get(key + "dW_h", (H, 4 * H), dtype, xp)
     xp.matmul(Hs[:-1].reshape(T * B, H).T, dA.reshape(T * B, 4 * H), out=dW_h)  # into the four W_h·
     return dA, (dH, dC), [dW_h[:, i * H:(i + 1) * H] for i in range(4)]
