@@ -124,6 +124,7 @@ def test_preset_is_overridden_by_the_options_given():
     (["--lr-decay", "0"], "--lr-decay must be a factor in (0, 1]"),
     (["--patience", "-1"], "--patience must be an integer >= 0"),
     (["--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+    (["--sample-temperature", "0"], "--sample-temperature must be a finite number > 0, got 0.0"),
 ])
 def test_bad_selection_options(args, message):
     r = run_script("train.py", *args)
@@ -133,3 +134,10 @@ def test_bad_selection_options(args, message):
 def test_optimizer_default_learning_rates():
     assert Config().lr == 1.0 and Config(optimizer="adam").lr == 2e-3 and Config(optimizer="adagrad").lr == 0.1
     assert Config(optimizer="adam", lr=0.01).lr == 0.01
+
+
+def test_sample_temperature_samples_and_is_seeded():
+    args = ["--num-hiddens", "16", "--epochs", "2", "--max-tokens", "2000", "--print-every", "1"]
+    greedy = run_script("train.py", *args).stdout.splitlines()[-2]
+    hot = [run_script("train.py", *args, "--sample-temperature", "2").stdout.splitlines()[-2] for _ in range(2)]
+    assert hot[0] == hot[1] != greedy  # drawn, and fixed by the seed

@@ -85,6 +85,8 @@ def parse(argv, prog="train.py"):
                      help=f"inside a long epoch, a progress line every S seconds; 0 turns it off (default {D.progress_seconds:g})")
     out.add_argument("--sample-prefix", metavar="TEXT", help="prefix of the samples shown (default: 'time traveller' "
                                                              "on the book, else the start of the training text)")
+    out.add_argument("--sample-temperature", type=float, metavar="TAU",
+                     help="sample with temperature TAU (q ∝ p^(1/TAU)) instead of greedily (default: greedy)")
     out.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) here at the end and on Ctrl-C")
     out.add_argument("--save-every", type=int, metavar="N", help="also write the checkpoint every N epochs")
     out.add_argument("--save-best", metavar="PATH", help="keep the model with the lowest held-out perplexity here")
@@ -155,7 +157,8 @@ def main(argv, prog="train.py"):
     prefix = cfg.sample_prefix or (BOOK_PREFIX if cfg.data is None else default_prefix(corpus))
 
     def sample(params, prefix=prefix, n=50):
-        return predict(prefix, n, params, vocab, activation=cfg.activation, text_mode=cfg.text_mode)
+        return predict(prefix, n, params, vocab, activation=cfg.activation, text_mode=cfg.text_mode,
+                       temperature=cfg.sample_temperature, seed=cfg.seed)
 
     sample(state.params, n=0)  # a prefix that cannot be read fails now, not after training
 
