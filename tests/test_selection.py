@@ -113,7 +113,8 @@ def test_preset_is_overridden_by_the_options_given():
     assert r.returncode == 0, r.stderr
     header = r.stdout.splitlines()[0]
     p = PRESETS["heldout"]
-    assert f"{p['num_layers']}-layer {p['cell']}" in header and "H=8" in header and f"{p['optimizer']} lr" in header
+    layers = f"{p['num_layers']}-layer " if p["num_layers"] > 1 else ""
+    assert f"{layers}{p['cell']}" in header and "H=8" in header and f"{p['optimizer']} lr" in header
     assert f"dropout {p['dropout']:g}" in header and "3000 tokens" in header
     bad = run_script("train.py", "--preset", "nope")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
