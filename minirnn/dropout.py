@@ -14,7 +14,6 @@ dropped or kept. The masks are drawn on the host by a NumPy Generator that the
 caller seeds, so a seed fixes them (on the CPU and the GPU alike), and the
 gradient check can hold them fixed.
 """
-import numpy as np
 
 from .backend import array_module, backend_of
 

@@ -3,8 +3,6 @@
 
 Also installed as `minirnn gradcheck`; the code is in minirnn/commands/gradcheck.py.
 """
-import argparse
-import math
 import sys
 
 from minirnn.commands import launch

@@ -17,6 +17,7 @@ from minirnn.config import Config
 from minirnn.data import Corpus, Vocab
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
 from minirnn.model import init_params
+from minirnn.optim import make_optimizer
 from minirnn.train import fit, new_state, state_from_dict, state_to_dict
 
 from helpers import ROOT, run_script
@@ -279,12 +280,19 @@ def test_checkpoint_save_failing_halfway_keeps_the_previous_checkpoint(tmp_path,
 TEXT = "the time traveller for so it will be convenient to speak of him was expounding a recondite matter to us "
 
 
-def test_interrupted_and_resumed_run_is_bit_for_bit_identical(tmp_path):
-    """Stop mid-epoch, save, load, resume: the parameters equal an uninterrupted run's."""
+GATED = dict(cell="lstm", num_layers=2, embed_size=6, dropout=0.3, eval_every=1, lr_decay=0.5)
+
+
+@pytest.mark.parametrize("model", [{}, {**GATED, "optimizer": "adam"}, {**GATED, "optimizer": "adagrad"},
+                                   {**GATED, "optimizer": "sgd"}], ids=["book", "adam", "adagrad", "sgd"])
+def test_interrupted_and_resumed_run_is_bit_for_bit_identical(tmp_path, model):
+    """Stop mid-epoch, save (with the optimizer's state), load, resume: the parameters,
+    the history and the learning rate equal an uninterrupted run's; for the book's RNN,
+    and for a 2-layer LSTM with an embedding, dropout and learning-rate decay."""
     backend = get_backend("cpu")
     vocab = Vocab.build(TEXT)
     corpus = Corpus(vocab.encode(TEXT * 10), vocab, max_tokens=600)
-    cfg = Config(batch_size=4, num_steps=10, num_hiddens=24, epochs=6, print_every=2, seed=5)
+    cfg = Config(batch_size=4, num_steps=10, num_hiddens=24, epochs=6, print_every=2, seed=5, **model)
     straight = new_state(cfg, len(vocab), backend)
     assert fit(cfg, corpus, backend, straight)
 
@@ -298,13 +306,17 @@ def test_interrupted_and_resumed_run_is_bit_for_bit_identical(tmp_path):
     assert not fit(cfg, corpus, backend, first, should_stop=stop_after_17_minibatches)
     assert first.batch > 0  # stopped in the middle of an epoch
     path = tmp_path / "run.npz"
-    checkpoint.save(path, first.params, vocab, cfg, state_to_dict(first), first.H)
+    checkpoint.save(path, first.params, vocab, cfg, state_to_dict(first), first.H,
+                    optimizer_state=first.optimizer.state_dict())
     ck = checkpoint.load(path)
     resumed = state_from_dict(ck.state, ck.params, ck.H)
+    resumed.optimizer = make_optimizer(ck.config.optimizer, resumed.lr, resumed.params)
+    resumed.optimizer.load_state_dict(ck.optimizer_state)
     assert fit(ck.config, corpus, backend, resumed)
     for k in straight.params:
         assert np.array_equal(straight.params[k], resumed.params[k]), k
     assert [r["train_ppl"] for r in straight.history] == [r["train_ppl"] for r in resumed.history]
+    assert [r["lr"] for r in straight.history] == [r["lr"] for r in resumed.history]
 
 
 def test_ctrl_c_saves_and_resume_finishes_identically(tmp_path):
