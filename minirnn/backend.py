@@ -21,6 +21,12 @@ class BackendError(MinirnnError, RuntimeError):
     """The requested device cannot be used; the message says why and what to do."""
 
 
+class DeviceNameError(BackendError, ValueError):
+    """A device name that is none of cpu, gpu, auto: a usage error (exit 2)."""
+
+    exit_code = 2
+
+
 class Backend:
     """An array module plus the few host/device helpers the engine needs.
 
@@ -148,8 +154,9 @@ def get_backend(device=None):
     device = str(device).lower()
     if device not in DEVICES:
         if from_env:
-            raise BackendError(f"{ENV_VAR}={device!r} is not a device: set it to cpu, gpu or auto, or unset it.")
-        raise BackendError(f"unknown device {device!r}: choose one of cpu, gpu, auto.")
+            raise DeviceNameError(f"{ENV_VAR}={device!r} is not a device: set it to one of cpu, gpu, auto, "
+                                  f"or unset it (or give --device)")
+        raise DeviceNameError(f"unknown device {device!r}: choose one of cpu, gpu, auto")
     if device == "cpu":
         return _CPU
     if device == "gpu":

@@ -24,9 +24,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def invocation(prog):
-    """How the user ran a command, for advice to run it again: `python scripts/train.py`
-    for a script (prog "train.py"), else prog itself (`minirnn train`)."""
-    return f"python scripts/{prog}" if prog.endswith(".py") else prog
+    """How the user ran a command, for advice to run it again from where they are:
+    `python scripts/train.py` (the script's path as typed) for a script (prog
+    "train.py"), else prog itself (`minirnn train`)."""
+    if not prog.endswith(".py"):
+        return prog
+    typed = sys.argv[0] if sys.argv and sys.argv[0].endswith(prog) else f"scripts/{prog}"
+    return f"python {typed}"
 
 
 OUT_OF_MEMORY = "lower --num-hiddens, --batch-size or --num-steps"

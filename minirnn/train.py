@@ -29,7 +29,7 @@ import numpy as np
 from .data import check_fits, min_tokens, seq_random, seq_sequential
 from .errors import CheckpointError, DataError, DivergedError
 from .loss import softmax_cross_entropy
-from .model import Workspace, init_params, model_spec, rnn_backward, rnn_forward
+from .model import Spec, Workspace, init_params, model_spec, param_shapes, rnn_backward, rnn_forward
 from .dropout import dropout_masks
 from .optim import clip_grad_norm, make_optimizer, sgd
 
@@ -232,6 +232,23 @@ def evaluate(params, ids, cfg, backend, workspace=None):
         total = total + loss.astype(np.float64) * X.size
         count += X.size
     return perplexity(float(total) / count)  # deliberate host sync
+
+
+def memory_estimate(cfg, vocab_size, num_windows=1):
+    """Bytes a run needs, roughly: the parameters with their gradients, copies and
+    optimizer state, and one window's activations and scratch buffers per layer
+    (every window of the epoch with --no-detach). Used to refuse a run that cannot
+    fit before the operating system kills it."""
+    spec = Spec(cfg.cell, cfg.num_layers, vocab_size, cfg.num_hiddens, cfg.embed_size)
+    k = {"rnn": 1, "gru": 3, "lstm": 4}[cfg.cell]
+    itemsize = np.dtype(cfg.dtype).itemsize
+    slots = {"sgd": 0, "adagrad": 1, "adam": 2}[cfg.optimizer]
+    params = sum(int(np.prod(shape)) for shape in param_shapes(spec).values())
+    rows = cfg.batch_size * cfg.num_steps
+    window = (cfg.num_layers * rows * cfg.num_hiddens * (2 * k + 6)
+              + rows * (3 * vocab_size + cfg.embed_size * 2))
+    windows = 1 if cfg.detach else num_windows
+    return itemsize * (params * (4 + slots) + window * windows)
 
 
 def check_corpus(corpus, cfg):

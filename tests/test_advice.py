@@ -131,9 +131,11 @@ def test_a_bad_device_in_the_environment_names_the_variable(tmp_path):
     corpus, cfg, path = load_corpus(), Config(num_hiddens=8), tmp_path / "model.npz"
     checkpoint.save(path, new_state(cfg, len(corpus.vocab), get_backend("cpu")).params, corpus.vocab, cfg)
     for script, args in (("train.py", ["--epochs", 1]), ("generate.py", ["--checkpoint", path]),
-                         ("gradcheck.py", [])):
+                         ("gradcheck.py", []), ("bench.py", ["--configs", "book", "--repeats", 1]),
+                         ("gradflow.py", ["--num-hiddens", 8, "--num-steps", 5])):
         r = run_script(script, *args, env={"MINIRNN_DEVICE": "tpu"})
-        assert r.returncode in (1, 2) and "MINIRNN_DEVICE='tpu' is not a device" in r.stderr, (script, r.stderr)
+        assert r.returncode == 2 and r.stderr == ("error: MINIRNN_DEVICE='tpu' is not a device: set it to one of "
+                                                  "cpu, gpu, auto, or unset it (or give --device)\n"), (script, r.stderr)
         assert "--device must be" not in r.stderr
     assert run_script("train.py", "--device", "cpu", "--epochs", 1, "--num-hiddens", 8,
                       env={"MINIRNN_DEVICE": "tpu"}).returncode == 0  # --device overrides it
@@ -213,3 +215,39 @@ def test_a_prefix_with_no_letters_a_to_z_says_which_characters_count():
 
     with pytest.raises(UsageError, match="keeps only the letters A-Z; give some of them"):
         encode_prefix("ééé 123", Vocab.build(TEXT))
+
+
+def test_two_outputs_on_one_path_are_refused(tmp_path):
+    same = tmp_path / "s.png"
+    r = run_script("train.py", "--log", same, "--plot", same, "--epochs", 1, "--num-hiddens", 8)
+    assert r.returncode == 2 and r.stderr == f"error: the log and the plot would both be written to {same}; give them different paths\n"
+    ck = tmp_path / "m.npz"
+    r = run_script("train.py", "--save", ck, "--save-best", ck, "--epochs", 1, "--num-hiddens", 8)
+    assert r.returncode == 2 and "the checkpoint and the best would both be written" in r.stderr
+    assert not ck.exists() and not same.exists()
+
+
+def test_a_run_too_large_for_memory_is_refused_before_it_starts():
+    r = run_script("train.py", "--num-hiddens", 100000000, "--epochs", 1)
+    assert r.returncode == 1 and r.stderr.startswith("error: out of memory: this run needs about ")
+    assert "GB available; lower --num-hiddens" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_resume_conflicts_name_what_the_user_typed(tmp_path):
+    ck = tmp_path / "m.npz"
+    assert run_script("train.py", "--save", ck, "--epochs", 1, "--num-hiddens", 8).returncode == 0
+    r = run_script("train.py", "--resume", ck, "--preset", "heldout")
+    assert r.returncode == 2 and "--preset heldout cannot be combined with --resume" in r.stderr
+    other = tmp_path / "other.txt"
+    other.write_text("some other text " * 500)
+    r = run_script("train.py", "--resume", ck, "--data", other)
+    assert r.returncode == 2 and "conflicts with the checkpoint's training text (the book)" in r.stderr
+
+
+def test_generate_defaults_to_the_prefix_the_model_was_trained_with(tmp_path):
+    text, ck = tmp_path / "zebra.txt", tmp_path / "z.npz"
+    text.write_text("\n\nZebras quietly jog over frozen lakes. " * 200)
+    assert run_script("train.py", "--data", text, "--text-mode", "raw", "--save", ck, "--epochs", 1,
+                      "--num-hiddens", 8, "--max-tokens", 3000).returncode == 0
+    r = run_script("generate.py", "--checkpoint", ck, "-n", 5)
+    assert r.returncode == 0 and r.stdout.startswith("Zebras quietly jog"), r.stdout

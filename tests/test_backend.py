@@ -44,8 +44,8 @@ def test_default_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("MINIRNN_DEVICE", "cpu")
     assert get_backend(None).name == "cpu"
     monkeypatch.setenv("MINIRNN_DEVICE", "tpu")
-    with pytest.raises(BackendError, match=r"^MINIRNN_DEVICE='tpu' is not a device: set it to cpu, gpu or auto, "
-                                           r"or unset it\.$"):
+    with pytest.raises(BackendError, match=r"^MINIRNN_DEVICE='tpu' is not a device: set it to one of cpu, gpu, auto, "
+                                           r"or unset it \(or give --device\)$"):
         get_backend()  # the user gave no --device: the message names the variable
 
 

@@ -337,7 +337,7 @@ def test_ctrl_c_saves_and_resume_finishes_identically(tmp_path):
     if p.returncode == 0:
         pytest.skip("the run finished before Ctrl-C arrived")
     assert p.returncode == 130, err
-    assert "resume with: python scripts/train.py --resume" in err
+    assert f"resume with: python {ROOT / 'scripts' / 'train.py'} --resume {interrupted}" in err  # as it was typed
     stopped = checkpoint.load(interrupted)
     assert 3 <= stopped.state["epoch"] < 60
 

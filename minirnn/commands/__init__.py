@@ -4,7 +4,6 @@
 Nothing here imports NumPy, so that --threads can be set before it loads.
 """
 import importlib
-import os
 import sys
 
 from .. import __version__
@@ -22,9 +21,7 @@ COMMANDS = {
 def launch(name, argv, prog):
     """Run one command on argv; prog is how the user called it (for messages)."""
     threads = threads_from_argv(argv)
-    if name == "bench":  # bench says how many it used: all cores unless told
-        set_blas_threads(threads or os.cpu_count())
-    elif name == "train":  # one thread unless told (see threads.py)
+    if name in ("train", "bench"):  # one thread unless told (see threads.py)
         set_blas_threads(threads or default_threads(TRAIN_THREADS))
     from ..cli import OUT_OF_MEMORY, run
 

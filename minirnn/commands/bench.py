@@ -1,13 +1,13 @@
 """Time the training step against the bare matrix-product floor, in one run.
 
-    python scripts/bench.py                      # book, large and long configs, all cores
-    python scripts/bench.py --threads 1 --json   # one JSON object per config
+    python scripts/bench.py                      # book, large and long configs, one BLAS thread
+    python scripts/bench.py --threads 2 --json   # two threads; one JSON object per config
     python scripts/bench.py --profile            # time per phase of the step
 """
 import json
 import os
 
-from minirnn.threads import blas_threads
+from minirnn.threads import TRAIN_THREADS, blas_threads, default_threads
 
 OUT_OF_MEMORY = "run fewer --configs (large needs the most), or on --device cpu"
 
@@ -17,9 +17,11 @@ def parse(argv, prog="bench.py"):
     from minirnn.bench import CONFIGS
 
     p = ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--threads", type=int, default=os.cpu_count(),
-                   help=f"BLAS threads, set before NumPy loads (default: all {os.cpu_count()} cores)")
+    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default=None,
+                   help="cpu, gpu (CuPy) or auto (default: $MINIRNN_DEVICE, else cpu)")
+    p.add_argument("--threads", type=int, default=int(default_threads(TRAIN_THREADS)),
+                   help=f"BLAS threads, set before NumPy loads (default {TRAIN_THREADS}, as for train, or "
+                        f"$OPENBLAS_NUM_THREADS; this machine has {os.cpu_count()} cores)")
     p.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
     p.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="rnn", help="recurrent cell (default rnn)")
     p.add_argument("--num-layers", type=int, default=1, help="stacked layers, L (default 1)")

@@ -19,7 +19,8 @@ OUT_OF_MEMORY = "use --device cpu or a machine with more memory, or a smaller -n
 def main(argv, prog="generate.py"):
     p = ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train.py --save")
-    p.add_argument("--prefix", default="time traveller", help="text to warm the state up on (default 'time traveller')")
+    p.add_argument("--prefix", default=None, help="text to warm the state up on (default: the model's sample prefix, "
+                                                  "'time traveller' for the book)")
     p.add_argument("-n", "--num-chars", type=int, default=100, help="characters to generate (default 100)")
     sampling = p.add_mutually_exclusive_group()
     sampling.add_argument("--temperature", type=float, default=None, metavar="TAU",
@@ -40,9 +41,11 @@ def main(argv, prog="generate.py"):
             raise UsageError(f"--alpha must be > 0 and finite, got {args.alpha}; "
                              "leave it out to take the most likely character")
         args.temperature = 1 / args.alpha  # q ∝ p^α is q ∝ p^(1/τ) with τ = 1/α
-    if not args.prefix:
+    if args.prefix is not None and not args.prefix:
         raise UsageError("--prefix is empty; give at least one character, e.g. --prefix 'time traveller'")
     ckpt = checkpoint.load(args.checkpoint)
+    if args.prefix is None:
+        args.prefix = ckpt.config.sample_prefix or "time traveller"
     text = preprocess(args.prefix, ckpt.config.text_mode)
     if text and text != args.prefix:  # said once, so that the echoed prefix is no surprise
         print(f"note: the prefix {args.prefix!r} became {text!r} after the model's "

@@ -27,13 +27,14 @@ from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnErr
 from minirnn.generate import predict
 from minirnn.optim import make_optimizer
 from minirnn.threads import TRAIN_THREADS, blas_threads
-from minirnn.train import (check_corpus, check_same_text, fit, new_state, state_from_dict, state_to_dict,
-                           summary_line)
+from minirnn.train import (check_corpus, check_same_text, fit, memory_estimate, new_state, state_from_dict,
+                           state_to_dict, summary_line)
 
 D = Config()
 BOOK_PREFIX = "time traveller"
-OUT_OF_MEMORY = ("lower --num-hiddens, --batch-size or --num-steps (with --no-detach, also --max-tokens); "
-                 "a resumed run keeps them, so resume with --device cpu or on a machine with more memory")
+SMALLER = "lower --num-hiddens, --num-layers, --batch-size or --num-steps (with --no-detach, also --max-tokens)"
+OUT_OF_MEMORY = (f"{SMALLER}; a resumed run keeps them, so resume with --device cpu or on a machine with more "
+                 f"memory")
 
 
 def parse(argv, prog="train.py"):
@@ -103,6 +104,9 @@ def main(argv, prog="train.py"):
     save, log, plot, resume, threads, save_best = (args.pop(k, None) for k in
                                                    ("save", "log", "plot", "resume", "threads", "save_best"))
     if "preset" in args:
+        if resume:
+            raise UsageError(f"--preset {args['preset']} cannot be combined with --resume: the checkpoint holds "
+                             f"its whole config; drop --preset to resume")
         args = preset(args.pop("preset"), args)
     if threads is not None:
         _check_threads(threads)
@@ -117,6 +121,7 @@ def main(argv, prog="train.py"):
     elif save:
         check_writable(save, "--save")
     log, plot, save_best, outputs = _outputs(log, plot, save_best, ckpt)  # ... and continues its outputs
+    _distinct(checkpoint=save, log=log, plot=plot, best=save_best)
 
     cfg = _resume_config(ckpt.config, args) if ckpt else Config.from_dict(args)
     if ckpt and cfg.data and not os.path.exists(cfg.data):
@@ -147,6 +152,7 @@ def main(argv, prog="train.py"):
                                   f"start a new run without --resume") from None
         check_same_text(corpus, state, cfg.data or "the book")  # before the sizes: a changed text is the cause
     else:
+        _check_memory(cfg, corpus, backend)
         state = new_state(cfg, len(corpus.vocab), backend)
     check_corpus(corpus, cfg)
     if cfg.max_tokens >= corpus.num_tokens:
@@ -155,6 +161,7 @@ def main(argv, prog="train.py"):
                       f"to train on the first N tokens and hold out the next N")
     vocab = corpus.vocab
     prefix = cfg.sample_prefix or (BOOK_PREFIX if cfg.data is None else default_prefix(corpus))
+    cfg = cfg.replace(sample_prefix=prefix)  # saved with the model: generate's default prefix
 
     def sample(params, prefix=prefix, n=50):
         return predict(prefix, n, params, vocab, activation=cfg.activation, text_mode=cfg.text_mode,
@@ -240,9 +247,14 @@ def main(argv, prog="train.py"):
     return 0
 
 
-def default_prefix(corpus, length=15):
-    """The start of the training text, after preprocessing: a prefix it surely contains."""
-    return corpus.vocab.decode(corpus.train[:length]).strip() or corpus.vocab.decode(corpus.train[:length])
+def default_prefix(corpus, length=20):
+    """The start of the training text, after preprocessing: a prefix it surely contains,
+    cut at a word boundary when there is one, without leading blanks."""
+    text = corpus.vocab.decode(corpus.train[:3 * length])
+    start = len(text) - len(text.lstrip())
+    head = text[start:start + length]
+    cut = head.rsplit(" ", 1)[0] if " " in head.strip() else head
+    return cut.rstrip() or text[:length]
 
 
 def model_name(cfg):
@@ -272,6 +284,43 @@ def _outputs(log, plot, save_best, ckpt):
         warnings.warn(f"the checkpoint's --plot {paths.pop('plot')} needs matplotlib, which is not installed: "
                       f"no plot this time (pip install matplotlib)")
     return paths.get("log"), paths.get("plot"), paths.get("save_best"), keep
+
+
+def _check_memory(cfg, corpus, backend):
+    """Refuse, with advice, a run that cannot fit in the host's memory: past it the
+    operating system would kill the process without a word."""
+    available = _available_memory()
+    if backend.name != "cpu" or available is None:
+        return
+    windows = max(len(corpus.train) // (cfg.batch_size * cfg.num_steps), 1)
+    need = memory_estimate(cfg, len(corpus.vocab), windows)
+    if need > available:
+        raise MinirnnError(f"out of memory: this run needs about {need / 2**30:.3g} GB, more than the "
+                           f"{available / 2**30:.3g} GB available; {SMALLER}")
+
+
+def _available_memory():
+    """MemAvailable from /proc/meminfo, in bytes; None where there is none (not Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _distinct(**paths):
+    """Two outputs written to one file would destroy each other: a usage error."""
+    seen = {}
+    for what, path in paths.items():
+        if path:
+            key = os.path.realpath(path)
+            if key in seen:
+                raise UsageError(f"the {seen[key]} and the {what} would both be written to {path}; "
+                                 f"give them different paths")
+            seen[key] = what
 
 
 def _where(**paths):
@@ -326,11 +375,16 @@ def duration(seconds):
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def _shown(key, value):
+    """A saved option as the user would name it: --data None is the book."""
+    return "training text (the book)" if key == "data" and value is None else "unset" if value is None else value
+
+
 def _resume_config(saved, given):
     """The checkpoint's config; an option given now must agree with it, except a few."""
     for key, value in given.items():
         if key not in Config.RESUMABLE_CHANGES and getattr(saved, key) != value:
-            raise UsageError(f"{flag_name(key)} {value} conflicts with the checkpoint's {getattr(saved, key)}; "
+            raise UsageError(f"{flag_name(key)} {value} conflicts with the checkpoint's {_shown(key, getattr(saved, key))}; "
                              f"drop it to resume, or start a new run without --resume")
     return saved.replace(**{k: v for k, v in given.items() if k in Config.RESUMABLE_CHANGES})
 
