@@ -43,8 +43,10 @@ class Spec:
     num_hiddens: int
     embed_size: int  # 0: one-hot input
 
-    def names(self):
-        return list(param_shapes(self))
+    def describe(self):
+        """'rnn', '2-layer lstm, embedding 32', ...: the model in a few words."""
+        return ((f"{self.num_layers}-layer " if self.num_layers > 1 else "") + self.cell
+                + (f", embedding {self.embed_size}" if self.embed_size else ""))
 
 
 def layer_suffix(layer):

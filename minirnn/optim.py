@@ -173,6 +173,9 @@ class Adam(_Stateful):
             p -= (self.lr / c1) * m / (xp.sqrt(v / c2) + self.eps)
 
 
+CLASSES = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}  # by the names in OPTIMIZERS
+
+
 def make_optimizer(name, lr=None, params=None):
     """The optimizer called name (one of OPTIMIZERS); lr None takes DEFAULT_LR[name].
     With params, the state arrays are made at once, as zeros like them."""
@@ -181,7 +184,7 @@ def make_optimizer(name, lr=None, params=None):
     lr = DEFAULT_LR[name] if lr is None else lr
     if name == "sgd":
         return SGD(lr)
-    return {"adagrad": Adagrad, "adam": Adam}[name](lr, params=params)
+    return CLASSES[name](lr, params=params)
 
 
 def _check_lr(lr):

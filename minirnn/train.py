@@ -26,12 +26,13 @@ import time
 
 import numpy as np
 
+from .cells import CELLS
 from .data import check_fits, min_tokens, seq_random, seq_sequential
 from .errors import CheckpointError, DataError, DivergedError
 from .loss import softmax_cross_entropy
 from .model import Spec, Workspace, init_params, model_spec, param_shapes, rnn_backward, rnn_forward
 from .dropout import dropout_masks
-from .optim import clip_grad_norm, make_optimizer, sgd
+from .optim import CLASSES as OPTIMIZER_CLASSES, clip_grad_norm, make_optimizer, sgd
 
 ITERATORS = {"sequential": seq_sequential, "reset": seq_sequential, "random": seq_random}
 DIVERGED_FACTOR = 1000  # diverged: perplexity above this many times the vocabulary size
@@ -240,9 +241,9 @@ def memory_estimate(cfg, vocab_size, num_windows=1):
     (every window of the epoch with --no-detach). Used to refuse a run that cannot
     fit before the operating system kills it."""
     spec = Spec(cfg.cell, cfg.num_layers, vocab_size, cfg.num_hiddens, cfg.embed_size)
-    k = {"rnn": 1, "gru": 3, "lstm": 4}[cfg.cell]
+    k = len(CELLS[cfg.cell].GATES)
     itemsize = np.dtype(cfg.dtype).itemsize
-    slots = {"sgd": 0, "adagrad": 1, "adam": 2}[cfg.optimizer]
+    slots = len(getattr(OPTIMIZER_CLASSES[cfg.optimizer], "SLOTS", ()))
     params = sum(int(np.prod(shape)) for shape in param_shapes(spec).values())
     rows = cfg.batch_size * cfg.num_steps
     window = (cfg.num_layers * rows * cfg.num_hiddens * (2 * k + 6)

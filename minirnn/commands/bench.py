@@ -53,7 +53,7 @@ def main(argv, prog="bench.py"):
 
     backend = get_backend(args.device)
     if not args.json:
-        model = (f"{args.num_layers}-layer {args.cell}" + (f", embedding {args.embed_size}" if args.embed_size else "")
+        model = (Spec(args.cell, args.num_layers, 0, args.num_hiddens or 0, args.embed_size).describe()
                  + (f", H={args.num_hiddens}" if args.num_hiddens else ""))
         print(f"{model}; device {backend.name}, {args.threads} BLAS thread{'' if args.threads == 1 else 's'}, float32, "
               f"median of {args.repeats} after {args.warmup} warm-up steps")

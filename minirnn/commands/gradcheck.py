@@ -90,7 +90,7 @@ def main(argv, prog="gradcheck.py"):
     masks = dropout_masks(model_spec(params), T, B, a.dropout, rng, params["W_hq"])
     rows = check_gradients(params, X, Y, state, dstate_T=G, activation=a.activation, h=a.step, tol=a.tol, masks=masks)
 
-    model = (f"{L}-layer " if L > 1 else "") + a.cell + (f", embedding E={a.embed_size}" if a.embed_size else "")
+    model = model_spec(params).describe()
     model += f", dropout {a.dropout:g}" if a.dropout else ""
     print(f"gradient check: {model}, B={B} T={T} V={V} H={H}, {a.activation if a.cell == 'rnn' else 'gates'}, "
           f"seed {a.seed}, float64; central differences at h={a.step:g}, h/2, h/4, extrapolated; "

@@ -25,6 +25,7 @@ from minirnn.config import (ACTIVATIONS, CELL_NAMES, DEFAULT_LR, DEVICES, DTYPES
 from minirnn.data import load_corpus
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
 from minirnn.generate import predict
+from minirnn.model import Spec
 from minirnn.optim import make_optimizer
 from minirnn.threads import TRAIN_THREADS, blas_threads
 from minirnn.train import (check_corpus, check_same_text, fit, memory_estimate, new_state, state_from_dict,
@@ -202,7 +203,7 @@ def main(argv, prog="train.py"):
               f"raise --epochs to train on")
         return 0
     print(f"training on {backend.name}: {len(corpus.train)} tokens (held out: {len(corpus.heldout)}), "
-          f"vocab {len(vocab)}, {model_name(cfg)}, B={cfg.batch_size} T={cfg.num_steps} H={cfg.num_hiddens}, "
+          f"vocab {len(vocab)}, {Spec(cfg.cell, cfg.num_layers, len(vocab), cfg.num_hiddens, cfg.embed_size).describe()}, B={cfg.batch_size} T={cfg.num_steps} H={cfg.num_hiddens}, "
           f"{cfg.optimizer} lr {state.lr:g}, clip {cfg.clip or 'off'}, {cfg.sampling}"
           + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")
           + (f", {threads} BLAS thread{'s' if threads > 1 else ''}" if threads else "")
@@ -255,12 +256,6 @@ def default_prefix(corpus, length=20):
     head = text[start:start + length]
     cut = head.rsplit(" ", 1)[0] if " " in head.strip() else head
     return cut.rstrip() or text[:length]
-
-
-def model_name(cfg):
-    """'rnn', '2-layer lstm, embedding 32', ..."""
-    return ((f"{cfg.num_layers}-layer " if cfg.num_layers > 1 else "") + cfg.cell
-            + (f", embedding {cfg.embed_size}" if cfg.embed_size else ""))
 
 
 def _outputs(log, plot, save_best, ckpt):
