@@ -10,6 +10,11 @@ VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # threads fell to about a tenth of one thread's speed. One is the safe choice.
 TRAIN_THREADS = 1
 
+# A preset's own default (config.PRESETS), for a run that has the machine to itself:
+# --preset heldout is measured against 15 minutes on 2 idle cores, and two threads
+# gave it 1.6x the tokens/s of one there (README, "How low can it go").
+PRESET_THREADS = {"heldout": 2}
+
 
 def threads_from_argv(argv):
     """The N of --threads N (or --threads=N) in argv, as text; None when absent."""
@@ -17,6 +22,16 @@ def threads_from_argv(argv):
         if a == "--threads" and i + 1 < len(argv):
             return argv[i + 1]
         if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def preset_from_argv(argv):
+    """The NAME of --preset NAME (or --preset=NAME) in argv; None when absent."""
+    for i, a in enumerate(argv):
+        if a == "--preset" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--preset="):
             return a.split("=", 1)[1]
     return None
 

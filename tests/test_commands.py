@@ -129,6 +129,21 @@ def test_threads_are_set_before_numpy_and_said():
     assert told.stdout.splitlines()[0].endswith(", 2 BLAS threads"), told.stderr
 
 
+def test_a_preset_brings_its_own_thread_count_unless_told():
+    from minirnn.config import PRESETS
+    from minirnn.threads import PRESET_THREADS, preset_from_argv
+
+    assert set(PRESET_THREADS) <= set(PRESETS)
+    assert preset_from_argv(["--epochs", "1", "--preset", "heldout"]) == "heldout"
+    assert preset_from_argv(["--preset=heldout"]) == "heldout" and preset_from_argv(["--epochs", "1"]) is None
+    tiny = ["--preset", "heldout", *SMALL, "--num-layers", 1, "--embed-size", 4, "--epochs", 1, "--patience", 0]
+    own = run_script("train.py", *tiny)
+    assert own.returncode == 0, own.stderr
+    assert own.stdout.splitlines()[0].endswith(f", {PRESET_THREADS['heldout']} BLAS threads")
+    told = run_script("train.py", *tiny, "--threads", 1)
+    assert told.returncode == 0 and told.stdout.splitlines()[0].endswith(", 1 BLAS thread"), told.stderr
+
+
 def test_threads_cannot_be_set_once_numpy_has_loaded():
     from minirnn.commands.train import main
     from minirnn.errors import UsageError

@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from .. import __version__
-from ..threads import TRAIN_THREADS, default_threads, set_blas_threads, threads_from_argv
+from ..threads import PRESET_THREADS, TRAIN_THREADS, default_threads, preset_from_argv, set_blas_threads, threads_from_argv
 
 COMMANDS = {
     "train": "train a character-level RNN (default: the book's run on The Time Machine)",
@@ -21,8 +21,9 @@ COMMANDS = {
 def launch(name, argv, prog):
     """Run one command on argv; prog is how the user called it (for messages)."""
     threads = threads_from_argv(argv)
-    if name in ("train", "bench"):  # one thread unless told (see threads.py)
-        set_blas_threads(threads or default_threads(TRAIN_THREADS))
+    if name in ("train", "bench"):  # one thread unless told, or a preset's own (see threads.py)
+        fallback = PRESET_THREADS.get(preset_from_argv(argv), TRAIN_THREADS) if name == "train" else TRAIN_THREADS
+        set_blas_threads(threads or default_threads(fallback))
     from ..cli import OUT_OF_MEMORY, run
 
     module = importlib.import_module(f".{name}", __name__)
