@@ -92,9 +92,9 @@ def _step_backward(cell, x, cached, douts):
     if cell is gru:
         dA, dH_prev = np.empty((B, 3 * H)), np.empty((B, H))
         W_hzrT, W_hhT = np.ascontiguousarray(x["W_h"][:, :2 * H].T), np.ascontiguousarray(x["W_h"][:, 2 * H:].T)
-        gru.gru_step_backward(douts[0].copy(), cached, x["H_prev"], W_hzrT, W_hhT, dA, dH_prev, np.empty((3, B, H)),
-                              np.empty((B, H)))
         RH = cached[1] * x["H_prev"]
+        gru.gru_step_backward(douts[0].copy(), cached, x["H_prev"], RH, W_hzrT, W_hhT, dA, dH_prev,
+                              np.empty((3, B, H)), np.empty((B, H)))
         dW = np.concatenate([x["H_prev"].T @ dA[:, :2 * H], RH.T @ dA[:, 2 * H:]], axis=1)
         return {"A": dA, "H_prev": dH_prev, "W_h": dW}
     G, tC = cached

@@ -62,11 +62,11 @@ def gru_step_forward(A_t, H_prev, W_hzr, W_hh, G_t, RH_t, H_t, xh, tmp2):
     return H_t
 
 
-def gru_step_backward(dH_t, G_t, H_prev, W_hzrT, W_hhT, dA_t, dH_prev, dG, tmp):
+def gru_step_backward(dH_t, G_t, H_prev, RH_t, W_hzrT, W_hhT, dA_t, dH_prev, dG, tmp):
     """Mirror of gru_step_forward.
 
     dH_t (B,H): total gradient at H_t.  G_t (3,B,H): the cached gates [Z_t, R_t, H̃_t].
-    H_prev (B,H): H_{t-1}.  W_hzrT (2H,H), W_hhT (H,H): contiguous transposes.
+    H_prev (B,H): H_{t-1}.  RH_t (B,H): the cached R_t ⊙ H_{t-1}.  W_hzrT (2H,H), W_hhT (H,H): contiguous transposes.
     dA_t (B,3H): receives [dA_z | dA_r | dA_h].  dH_prev (B,H): receives dL/dH_{t-1}
     from this step (it may be the array dH_t was added from).
     dG (3,B,H), tmp (B,H): scratch.
@@ -74,22 +74,20 @@ def gru_step_backward(dH_t, G_t, H_prev, W_hzrT, W_hhT, dA_t, dH_prev, dG, tmp):
     xp = array_module(dH_t)
     H = H_prev.shape[1]
     (Z, R, Hc), (dZ, dR, dHc) = G_t, dG
-    xp.subtract(1, Z, out=tmp)
-    tmp *= dH_t  # into H̃_t: dH ⊙ (1 - Z)
+    xp.multiply(dH_t, Z, out=dH_prev)  # into H_{t-1}, directly through the update gate
+    xp.subtract(dH_t, dH_prev, out=tmp)  # into H̃_t: dH ⊙ (1 - Z)
     xp.multiply(Hc, Hc, out=dHc)
     xp.subtract(1, dHc, out=dHc)
     dHc *= tmp  # into H̃_t's pre-activation: ⊙ (1 - H̃²)
     xp.subtract(H_prev, Hc, out=dZ)
     dZ *= tmp
     dZ *= Z  # into Z_t's pre-activation: dH ⊙ (H_{t-1} - H̃) ⊙ Z(1 - Z)
-    xp.multiply(dH_t, Z, out=dH_prev)  # into H_{t-1}, directly through the update gate
     xp.matmul(dHc, W_hhT, out=tmp)  # into R_t ⊙ H_{t-1}
-    xp.multiply(tmp, H_prev, out=dR)  # into R_t
+    xp.multiply(tmp, RH_t, out=dR)  # into R_t, times R_t: d(R⊙H) ⊙ H_{t-1} ⊙ R_t
     tmp *= R
     dH_prev += tmp  # into H_{t-1}, through the reset gate
-    xp.multiply(R, R, out=tmp)
-    xp.subtract(R, tmp, out=tmp)
-    dR *= tmp  # into R_t's pre-activation: ⊙ σ' = R - R²
+    xp.multiply(dR, R, out=tmp)
+    dR -= tmp  # into R_t's pre-activation: d(R⊙H) ⊙ H_{t-1} ⊙ R(1 - R)
     xp.copyto(gate_major(dA_t, 3), dG)  # the three pre-activation gradients, side by side
     xp.matmul(dA_t[:, :2 * H], W_hzrT, out=tmp)  # into H_{t-1}, through both gates' products
     dH_prev += tmp
@@ -145,7 +143,7 @@ def sequence_backward(dHs, cache, dstate_T):
     dH = final_gradient(dstate_T, 0, (B, H), dtype, xp)
     for t in range(T, 0, -1):  # dHs, G, dA hold step t in row t-1
         dHs[t - 1] += dH  # total dL/dH_t: its own output + step t+1
-        gru_step_backward(dHs[t - 1], G[t - 1], Hs[t - 1], cache["W_hzrT"], cache["W_hhT"], dA[t - 1], dH, dG, tmp)
+        gru_step_backward(dHs[t - 1], G[t - 1], Hs[t - 1], RH[t - 1], cache["W_hzrT"], cache["W_hhT"], dA[t - 1], dH, dG, tmp)
     dA_all = dA.reshape(T * B, 3 * H)
     dW_hzr = ws.get(key + "dW_hzr", (H, 2 * H), dtype, xp)
     xp.matmul(Hs[:-1].reshape(T * B, H).T, dA_all[:, :2 * H], out=dW_hzr)  # into W_hz, W_hr
