@@ -143,7 +143,8 @@ def sequence_backward(dHs, cache, dstate_T):
     dH = final_gradient(dstate_T, 0, (B, H), dtype, xp)
     for t in range(T, 0, -1):  # dHs, G, dA hold step t in row t-1
         dHs[t - 1] += dH  # total dL/dH_t: its own output + step t+1
-        gru_step_backward(dHs[t - 1], G[t - 1], Hs[t - 1], RH[t - 1], cache["W_hzrT"], cache["W_hhT"], dA[t - 1], dH, dG, tmp)
+        gru_step_backward(dHs[t - 1], G[t - 1], Hs[t - 1], RH[t - 1], cache["W_hzrT"], cache["W_hhT"], dA[t - 1], dH,
+                          dG, tmp)
     dA_all = dA.reshape(T * B, 3 * H)
     dW_hzr = ws.get(key + "dW_hzr", (H, 2 * H), dtype, xp)
     xp.matmul(Hs[:-1].reshape(T * B, H).T, dA_all[:, :2 * H], out=dW_hzr)  # into W_hz, W_hr
