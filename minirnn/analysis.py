@@ -146,7 +146,7 @@ def _backward(cache, dH_above):
     out = [None] * spec.num_layers
     for layer in range(spec.num_layers - 1, -1, -1):
         c = cache["layers"][layer]["cell"]
-        k = c["G"].shape[2] if "G" in c else H
+        k = c["G"].shape[1] * H if "G" in c else H
         dHs, dCs, dA = xp.empty((T, B, H)), xp.empty((T, B, H)), xp.empty((T, B, k))
         dH, dC = xp.zeros((B, H)), xp.zeros((B, H))  # from step t+1; none beyond the window
         for t in range(T, 0, -1):
@@ -174,14 +174,15 @@ def _step_backward(cell, c, t, dH_t, dC_t, rows=slice(None)):
         dZ, dH_prev = dH_t.copy(), xp.empty((n, H))
         rnn_step_backward(dZ, dphi, c["W_hhT"], dH_prev)
         return dZ, dH_prev, None
+    G_t = c["G"][t - 1][:, rows]  # the gates are gate-major, (k,B,H)
     if cell == "gru":
         dA, dH_prev = xp.empty((n, 3 * H)), xp.empty((n, H))
-        gru_step_backward(dH_t, c["G"][t - 1][rows], c["Hs"][t - 1][rows], c["W_hzrT"], c["W_hhT"], dA, dH_prev,
-                          xp.empty((n, H)))
+        gru_step_backward(dH_t, G_t, c["Hs"][t - 1][rows], c["RH"][t - 1][rows], c["W_hzrT"], c["W_hhT"], dA, dH_prev,
+                          xp.empty((3, n, H)), xp.empty((n, H)))
         return dA, dH_prev, None
     dA, dH_prev, dC = xp.empty((n, 4 * H)), xp.empty((n, H)), dC_t.copy()
-    lstm_step_backward(dH_t, dC, c["G"][t - 1][rows], c["Cs"][t - 1][rows], c["tCs"][t - 1][rows], c["W_hT"], dA,
-                       dH_prev, xp.empty((n, H)), xp.empty((n, 3 * H)))
+    lstm_step_backward(dH_t, dC, G_t, c["Cs"][t - 1][rows], c["tCs"][t - 1][rows], c["W_hT"], dA, dH_prev,
+                       xp.empty((4, n, H)), xp.empty((4, n, H)), xp.empty((n, H)))
     return dA, dH_prev, dC
 
 

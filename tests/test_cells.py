@@ -68,16 +68,16 @@ def _step_case(cell, rng, B, H, I):
 
 def _step_forward(cell, x):
     B, H = x["H_prev"].shape
-    G = x["A"].copy()
     if cell is rnn:
+        G = x["A"].copy()
         return [rnn.rnn_step_forward(G, x["H_prev"], x["W_h"], "tanh", np.empty((B, H))).copy()], G
     if cell is gru:
-        H_t, RH = np.empty((B, H)), np.empty((B, H))
-        gru.gru_step_forward(G, x["H_prev"], x["W_h"][:, :2 * H], x["W_h"][:, 2 * H:], RH, H_t,
-                             np.empty((B, 2 * H)), np.empty((B, H)))
+        G, H_t, RH = np.empty((3, B, H)), np.empty((B, H)), np.empty((B, H))
+        gru.gru_step_forward(x["A"], x["H_prev"], x["W_h"][:, :2 * H], x["W_h"][:, 2 * H:], G, RH, H_t,
+                             np.empty((B, H)), np.empty((B, 2 * H)))
         return [H_t], G
-    H_t, C_t, tC = np.empty((B, H)), np.empty((B, H)), np.empty((B, H))
-    lstm.lstm_step_forward(G, x["H_prev"], x["C_prev"], x["W_h"], H_t, C_t, tC, np.empty((B, 4 * H)))
+    G, H_t, C_t, tC = np.empty((4, B, H)), np.empty((B, H)), np.empty((B, H)), np.empty((B, H))
+    lstm.lstm_step_forward(x["A"], x["H_prev"], x["C_prev"], x["W_h"], G, H_t, C_t, tC, np.empty((B, 4 * H)))
     return [H_t, C_t], (G, tC)
 
 
@@ -92,14 +92,15 @@ def _step_backward(cell, x, cached, douts):
     if cell is gru:
         dA, dH_prev = np.empty((B, 3 * H)), np.empty((B, H))
         W_hzrT, W_hhT = np.ascontiguousarray(x["W_h"][:, :2 * H].T), np.ascontiguousarray(x["W_h"][:, 2 * H:].T)
-        gru.gru_step_backward(douts[0].copy(), cached, x["H_prev"], W_hzrT, W_hhT, dA, dH_prev, np.empty((B, H)))
-        RH = cached[:, H:2 * H] * x["H_prev"]
+        RH = cached[1] * x["H_prev"]
+        gru.gru_step_backward(douts[0].copy(), cached, x["H_prev"], RH, W_hzrT, W_hhT, dA, dH_prev,
+                              np.empty((3, B, H)), np.empty((B, H)))
         dW = np.concatenate([x["H_prev"].T @ dA[:, :2 * H], RH.T @ dA[:, 2 * H:]], axis=1)
         return {"A": dA, "H_prev": dH_prev, "W_h": dW}
     G, tC = cached
     dA, dH_prev, dC = np.empty((B, 4 * H)), np.empty((B, H)), douts[1].copy()
     lstm.lstm_step_backward(douts[0].copy(), dC, G, x["C_prev"], tC, np.ascontiguousarray(x["W_h"].T), dA, dH_prev,
-                            np.empty((B, H)), np.empty((B, 3 * H)))
+                            np.empty((4, B, H)), np.empty((4, B, H)), np.empty((B, H)))
     return {"A": dA, "H_prev": dH_prev, "W_h": x["H_prev"].T @ dA, "C_prev": dC}
 
 

@@ -41,6 +41,14 @@ def sigmoid(Z, out):
     return out
 
 
+def gate_major(M, k):
+    """The k blocks of M (B,kH), side by side, seen gate-major as (k,B,H): a strided
+    view, no copy. Copying between it and a contiguous (k,B,H) array reorders the
+    blocks in one op."""
+    B, kH = M.shape
+    return M.reshape(B, k, kH // k).transpose(1, 0, 2)
+
+
 ACTIVATIONS = {"tanh": (tanh, tanh_grad), "relu": (relu, relu_grad)}  # for the plain RNN cell
 
 

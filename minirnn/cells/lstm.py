@@ -9,8 +9,17 @@
 
 The state is the pair (H, C). The four blocks sit side by side, in the order
 i, f, o, c: X_t·[W_xi|W_xf|W_xo|W_xc] + [b_i|b_f|b_o|b_c] arrives precomputed for
-all steps (model.py), and inside the time loop one product H_{t-1}·[W_hi|W_hf|W_ho|W_hc]
-feeds all four.
+all steps in A (T,B,4H) (model.py), and inside the time loop one product
+H_{t-1}·[W_hi|W_hf|W_ho|W_hc] (B,4H) feeds all four.
+
+Layout: a step's gates are kept gate-major, G_t = [I_t, F_t, O_t, C̃_t] (4,B,H),
+so that every elementwise op reads contiguous (B,H) blocks (or the (3,B,H) block
+of the three sigmoids) rather than columns of a (B,4H) row. The forward adds A_t
+to the product in a (B,4H) scratch and moves the sum gate-major with one strided
+copy, into A_t's own memory: the cache G (T,4,B,H) is the buffer A, reread.
+The backward mirrors it: the gate gradients go into a gate-major scratch
+dG_t (4,B,H), one strided copy writes them side by side into dA_t (B,4H), and
+the one product dA_t·W_hᵀ reads that.
 
 Backward, for one step, given dH_t (the total gradient at H_t) and dC_t (the
 gradient reaching C_t from step t+1); "dA" is the gradient at a block's pre-activation:
@@ -24,22 +33,24 @@ gradient reaching C_t from step t+1); "dA" is the gradient at a block's pre-acti
     dW_h·    = Σ_t H_{t-1}ᵀ·dA_·       once over all T·B rows, after the loop
 """
 from ..backend import array_module
-from .common import final_gradient, sigmoid
+from .common import final_gradient, gate_major, sigmoid
 
 GATES = ("i", "f", "o", "c")  # W_xi W_hi b_i, W_xf W_hf b_f, W_xo W_ho b_o, W_xc W_hc b_c
 STATES = ("H", "C")
 
 
-def lstm_step_forward(G_t, H_prev, C_prev, W_h, H_t, C_t, tC_t, tmp4):
-    """One step. G_t (B,4H) holds X_t·[W_xi|W_xf|W_xo|W_xc] + [b_i|…|b_c] on entry and
-    [I_t | F_t | O_t | C̃_t] on exit. H_prev, C_prev (B,H); W_h (H,4H) = [W_hi|W_hf|W_ho|W_hc].
-    Writes H_t, C_t and tC_t = tanh(C_t), each (B,H). tmp4 (B,4H): scratch. Returns (H_t, C_t)."""
+def lstm_step_forward(A_t, H_prev, C_prev, W_h, G_t, H_t, C_t, tC_t, tmp4):
+    """One step. A_t (B,4H): X_t·[W_xi|W_xf|W_xo|W_xc] + [b_i|…|b_c]. H_prev, C_prev
+    (B,H); W_h (H,4H) = [W_hi|W_hf|W_ho|W_hc]. G_t (4,B,H) receives the gates
+    [I_t, F_t, O_t, C̃_t]; it may be A_t's own memory (A_t is read in full first).
+    Writes H_t, C_t and tC_t = tanh(C_t), each (B,H). tmp4 (B,4H): scratch.
+    Returns (H_t, C_t)."""
     xp = array_module(G_t)
-    H = H_prev.shape[1]
-    I, F, O, Cc = G_t[:, :H], G_t[:, H:2 * H], G_t[:, 2 * H:3 * H], G_t[:, 3 * H:]
     xp.matmul(H_prev, W_h, out=tmp4)  # H_{t-1}·[W_hi|W_hf|W_ho|W_hc]
-    G_t += tmp4
-    sigmoid(G_t[:, :3 * H], out=G_t[:, :3 * H])  # I_t, F_t, O_t
+    tmp4 += A_t  # the four pre-activations, side by side
+    xp.copyto(G_t, gate_major(tmp4, 4))  # ... gate-major
+    IFO, (I, F, O, Cc) = G_t[:3], G_t
+    sigmoid(IFO, out=IFO)  # I_t, F_t, O_t
     xp.tanh(Cc, out=Cc)  # C̃_t
     xp.multiply(F, C_prev, out=C_t)  # C_t = F_t ⊙ C_{t-1} + I_t ⊙ C̃_t
     xp.multiply(I, Cc, out=tC_t)
@@ -49,36 +60,31 @@ def lstm_step_forward(G_t, H_prev, C_prev, W_h, H_t, C_t, tC_t, tmp4):
     return H_t, C_t
 
 
-def lstm_step_backward(dH_t, dC, G_t, C_prev, tC_t, W_hT, dA_t, dH_prev, tmp, tmp3):
+def lstm_step_backward(dH_t, dC, G_t, C_prev, tC_t, W_hT, dA_t, dH_prev, dG, D, tmp):
     """Mirror of lstm_step_forward.
 
     dH_t (B,H): total gradient at H_t.  dC (B,H): gradient at C_t from step t+1 on
-    entry, dL/dC_{t-1} on exit.  G_t (B,4H): the cached [I_t|F_t|O_t|C̃_t].
+    entry, dL/dC_{t-1} on exit.  G_t (4,B,H): the cached gates [I_t, F_t, O_t, C̃_t].
     C_prev (B,H): C_{t-1}.  tC_t (B,H): tanh(C_t).  W_hT (4H,H): contiguous [W_h·]ᵀ.
     dA_t (B,4H): receives [dA_i|dA_f|dA_o|dA_c].  dH_prev (B,H): receives dL/dH_{t-1}
-    from this step.  tmp (B,H), tmp3 (B,3H): scratch.
+    from this step.  dG, D (4,B,H), tmp (B,H): scratch.
     """
     xp = array_module(dH_t)
-    H = dH_t.shape[1]
-    I, F, O, Cc = G_t[:, :H], G_t[:, H:2 * H], G_t[:, 2 * H:3 * H], G_t[:, 3 * H:]
-    dI, dF, dO, dCc = dA_t[:, :H], dA_t[:, H:2 * H], dA_t[:, 2 * H:3 * H], dA_t[:, 3 * H:]
+    (I, F, O, Cc), (dI, dF, dO, dCc) = G_t, dG
     xp.multiply(dH_t, tC_t, out=dO)  # into O_t
-    xp.multiply(tC_t, tC_t, out=tmp)
-    xp.subtract(1, tmp, out=tmp)  # tanh'(C_t) = 1 - tanh²(C_t)
-    tmp *= O
-    tmp *= dH_t
+    xp.multiply(dO, tC_t, out=tmp)
+    xp.subtract(dH_t, tmp, out=tmp)  # into tanh(C_t): dH_t ⊙ tanh'(C_t) = dH_t ⊙ (1 - tanh²(C_t)) ...
+    tmp *= O  # ... ⊙ O_t
     dC += tmp  # into C_t, through H_t = O_t ⊙ tanh(C_t)
     xp.multiply(dC, Cc, out=dI)  # into I_t
     xp.multiply(dC, C_prev, out=dF)  # into F_t
     xp.multiply(dC, I, out=dCc)  # into C̃_t
     dC *= F  # into C_{t-1}
-    dIFO, IFO = dA_t[:, :3 * H], G_t[:, :3 * H]
-    dIFO *= IFO
-    xp.multiply(dIFO, IFO, out=tmp3)
-    dIFO -= tmp3  # into the three gates' pre-activations: ⊙ σ(1 - σ)
-    xp.multiply(Cc, Cc, out=tmp)
-    xp.subtract(1, tmp, out=tmp)
-    dCc *= tmp  # into C̃_t's pre-activation: ⊙ (1 - C̃_t²)
+    xp.multiply(G_t, G_t, out=D)  # the derivatives of the four nonlinearities, from their outputs:
+    xp.subtract(G_t[:3], D[:3], out=D[:3])  # σ' = σ - σ² for i, f, o
+    xp.subtract(1, D[3], out=D[3])  # tanh' = 1 - C̃² for c
+    dG *= D  # into the four pre-activations
+    xp.copyto(gate_major(dA_t, 4), dG)  # ... side by side
     xp.matmul(dA_t, W_hT, out=dH_prev)  # into H_{t-1}, through all four products
     return dA_t, dH_prev, dC
 
@@ -89,10 +95,10 @@ def prepare(W_h, ws, key):
     contiguous copy of its transpose (the weights this window used)."""
     xp, H, dtype = array_module(W_h[0]), W_h[0].shape[0], W_h[0].dtype
     W_cat = ws.get(key + "W_h", (H, 4 * H), dtype, xp)
+    W_catT = ws.get(key + "W_hT", (4 * H, H), dtype, xp)
     for i, W in enumerate(W_h):
         W_cat[:, i * H:(i + 1) * H] = W
-    W_catT = ws.get(key + "W_hT", (4 * H, H), dtype, xp)
-    W_catT[...] = W_cat.T
+        W_catT[i * H:(i + 1) * H] = W.T  # block by block: 3x faster than W_cat.T, read at a 4H row stride
     return {"W_h": W_cat, "W_hT": W_catT}
 
 
@@ -103,10 +109,11 @@ def input_buffer(ws, key, T, B, H, dtype, xp):
 
 def sequence_forward(A, state0, W, ws, key, activation=None):
     """A (T,B,4H): the blocks' input parts, from input_buffer; overwritten with the
-    gates. state0: (H_0, C_0), each (B,H) or None.
-    Returns (Hs (T+1,B,H), (H_T, C_T), cache)."""
+    gates, gate-major: the cache's G (T,4,B,H) is A's memory. state0: (H_0, C_0),
+    each (B,H) or None. Returns (Hs (T+1,B,H), (H_T, C_T), cache)."""
     T, B, H4 = A.shape
     H, xp, dtype = H4 // 4, array_module(A), A.dtype
+    G = A.reshape(T, 4, B, H)  # step t's gates in the memory of A[t]
     Hs = ws.get(key + "Hs", (T + 1, B, H), dtype, xp)
     Cs = ws.get(key + "Cs", (T + 1, B, H), dtype, xp)
     tCs = ws.get(key + "tCs", (T, B, H), dtype, xp)
@@ -114,8 +121,8 @@ def sequence_forward(A, state0, W, ws, key, activation=None):
     Cs[0] = 0 if state0[1] is None else state0[1]
     tmp4 = ws.get(key + "tmp4", (B, 4 * H), dtype, xp)
     for t in range(T):
-        lstm_step_forward(A[t], Hs[t], Cs[t], W["W_h"], Hs[t + 1], Cs[t + 1], tCs[t], tmp4)
-    cache = {"Hs": Hs, "Cs": Cs, "tCs": tCs, "G": A, "W_hT": W["W_hT"], "ws": ws, "key": key}
+        lstm_step_forward(A[t], Hs[t], Cs[t], W["W_h"], G[t], Hs[t + 1], Cs[t + 1], tCs[t], tmp4)
+    cache = {"Hs": Hs, "Cs": Cs, "tCs": tCs, "G": G, "W_hT": W["W_hT"], "ws": ws, "key": key}
     return Hs, (Hs[T].copy(), Cs[T].copy()), cache
 
 
@@ -127,12 +134,14 @@ def sequence_backward(dHs, cache, dstate_T):
     T, B, H = dHs.shape
     xp, dtype = array_module(dHs), dHs.dtype
     dA = ws.get(key + "dA", (T, B, 4 * H), dtype, xp)
-    tmp, tmp3 = ws.get(key + "tmp", (B, H), dtype, xp), ws.get(key + "tmp3", (B, 3 * H), dtype, xp)
+    dG, D = ws.get(key + "dG", (4, B, H), dtype, xp), ws.get(key + "D", (4, B, H), dtype, xp)
+    tmp = ws.get(key + "tmp", (B, H), dtype, xp)
     dH = final_gradient(dstate_T, 0, (B, H), dtype, xp)
     dC = final_gradient(dstate_T, 1, (B, H), dtype, xp)
     for t in range(T, 0, -1):  # dHs, G, tCs, dA hold step t in row t-1
         dHs[t - 1] += dH  # total dL/dH_t: its own output + step t+1
-        lstm_step_backward(dHs[t - 1], dC, G[t - 1], Cs[t - 1], tCs[t - 1], cache["W_hT"], dA[t - 1], dH, tmp, tmp3)
+        lstm_step_backward(dHs[t - 1], dC, G[t - 1], Cs[t - 1], tCs[t - 1], cache["W_hT"], dA[t - 1], dH,
+                           dG, D, tmp)
     dW_h = ws.get(key + "dW_h", (H, 4 * H), dtype, xp)
     xp.matmul(Hs[:-1].reshape(T * B, H).T, dA.reshape(T * B, 4 * H), out=dW_h)  # into the four W_h·
     return dA, (dH, dC), [dW_h[:, i * H:(i + 1) * H] for i in range(4)]
