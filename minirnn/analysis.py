@@ -177,7 +177,7 @@ def _step_backward(cell, c, t, dH_t, dC_t, rows=slice(None)):
     G_t = c["G"][t - 1][:, rows]  # the gates are gate-major, (k,B,H)
     if cell == "gru":
         dA, dH_prev = xp.empty((n, 3 * H)), xp.empty((n, H))
-        gru_step_backward(dH_t, G_t, c["Hs"][t - 1][rows], c["RH"][t - 1][rows], c["W_hzrT"], c["W_hhT"], dA, dH_prev,
+        gru_step_backward(dH_t, G_t, c["Hs"][t][rows], c["RH"][t - 1][rows], c["W_hzrT"], c["W_hhT"], dA, dH_prev,
                           xp.empty((3, n, H)), xp.empty((n, H)))
         return dA, dH_prev, None
     dA, dH_prev, dC = xp.empty((n, 4 * H)), xp.empty((n, H)), dC_t.copy()

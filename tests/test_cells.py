@@ -82,8 +82,8 @@ def _step_forward(cell, x):
     if cell is gru:
         G, H_t, RH = np.empty((3, B, H)), np.empty((B, H)), np.empty((B, H))
         gru.gru_step_forward(x["A"], x["H_prev"], x["W_h"][:, :2 * H], x["W_h"][:, 2 * H:], G, RH, H_t,
-                             np.empty((B, H)), np.empty((B, 2 * H)))
-        return [H_t], G
+                             np.empty((B, 2 * H)))
+        return [H_t], (G, H_t.copy())
     G, H_t, C_t, tC = np.empty((4, B, H)), np.empty((B, H)), np.empty((B, H)), np.empty((B, H))
     lstm.lstm_step_forward(x["A"], x["H_prev"], x["C_prev"], x["W_h"], G, H_t, C_t, tC, np.empty((B, 4 * H)))
     return [H_t, C_t], (G, tC)
@@ -100,8 +100,9 @@ def _step_backward(cell, x, cached, douts):
     if cell is gru:
         dA, dH_prev = np.empty((B, 3 * H)), np.empty((B, H))
         W_hzrT, W_hhT = np.ascontiguousarray(x["W_h"][:, :2 * H].T), np.ascontiguousarray(x["W_h"][:, 2 * H:].T)
-        RH = cached[1] * x["H_prev"]
-        gru.gru_step_backward(douts[0].copy(), cached, x["H_prev"], RH, W_hzrT, W_hhT, dA, dH_prev,
+        G, H_t = cached
+        RH = G[1] * x["H_prev"]
+        gru.gru_step_backward(douts[0].copy(), G, H_t, RH, W_hzrT, W_hhT, dA, dH_prev,
                               np.empty((3, B, H)), np.empty((B, H)))
         dW = np.concatenate([x["H_prev"].T @ dA[:, :2 * H], RH.T @ dA[:, 2 * H:]], axis=1)
         return {"A": dA, "H_prev": dH_prev, "W_h": dW}
