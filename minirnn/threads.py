@@ -16,24 +16,25 @@ TRAIN_THREADS = 1
 PRESET_THREADS = {"heldout": 2}
 
 
-def threads_from_argv(argv):
-    """The N of --threads N (or --threads=N) in argv, as text; None when absent."""
+def option_from_argv(argv, flag):
+    """The value of `flag VALUE` (or `flag=VALUE`) in argv, as text; None when absent.
+    Read before argparse runs, since it must be known before NumPy loads."""
     for i, a in enumerate(argv):
-        if a == "--threads" and i + 1 < len(argv):
+        if a == flag and i + 1 < len(argv):
             return argv[i + 1]
-        if a.startswith("--threads="):
+        if a.startswith(flag + "="):
             return a.split("=", 1)[1]
     return None
+
+
+def threads_from_argv(argv):
+    """The N of --threads N in argv, as text; None when absent."""
+    return option_from_argv(argv, "--threads")
 
 
 def preset_from_argv(argv):
-    """The NAME of --preset NAME (or --preset=NAME) in argv; None when absent."""
-    for i, a in enumerate(argv):
-        if a == "--preset" and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith("--preset="):
-            return a.split("=", 1)[1]
-    return None
+    """The NAME of --preset NAME in argv; None when absent."""
+    return option_from_argv(argv, "--preset")
 
 
 def set_blas_threads(value):
