@@ -10,6 +10,11 @@ R(h/2), and the estimated error of the differences is
     6 · ROUNDING · |L| / h    the rounding of R(h/2) when each loss value L is
                               off by up to ROUNDING·|L|.
 
+That measure assumes the differences shrink as the expansion says: D(h) - D(h/2)
+is 4 times D(h/2) - D(h/4) (16 times where the s⁴ term dominates). Where they move
+by more than the tolerance and not that way (a step too large for the expansion),
+the array is unresolved: no estimate at that step can be trusted (_unsettled).
+
 An array's verdict, over its elements that were not skipped (err = max|a - n|,
 scale = max(|a| + |n|), est = the largest estimated error):
     FAIL        err > tol·scale + SAFETY·est: the backward differs by more than
@@ -87,7 +92,7 @@ def differences(f, x, h=STEP, guard=None):
     the pattern from guard (a ReLU unit crossing its kink) is NaN in numeric and
     est, i.e. skipped.
     """
-    numeric, est = np.empty(x.shape), np.empty(x.shape)
+    numeric, est, unsettled = np.empty(x.shape), np.empty(x.shape), np.zeros(x.shape)
     loss_scale = 0.0
     for i in np.ndindex(*x.shape):
         old = x[i].copy()
@@ -109,7 +114,25 @@ def differences(f, x, h=STEP, guard=None):
         R1, R2 = (4 * D[1] - D[0]) / 3, (4 * D[2] - D[1]) / 3
         numeric[i] = np.nan if skip else R2
         est[i] = np.nan if skip else abs(R1 - R2) + _rounding(scale, h)
-    return numeric, est, loss_scale
+        unsettled[i] = 0.0 if skip else _unsettled(D, _rounding(scale, h))
+    return numeric, est, loss_scale, unsettled
+
+
+def _unsettled(D, rounding):
+    """How far the differences D(h), D(h/2), D(h/4) are from shrinking as the error
+    estimate |R(h) - R(h/2)| assumes: 0 where D(h) - D(h/2) is 4 x D(h/2) - D(h/4)
+    (the s² term dominant) or 16 x (the s⁴ term dominant) or within rounding of it,
+    else their spread |D(h) - D(h/4)|. A spread that matters, beside the array's
+    gradients, means a step too large for the expansion (units pushed into
+    saturation, say), where R(h) and R(h/2) can agree by chance while both are far
+    from the gradient: the array is then unresolved, never failed."""
+    d1, d2 = D[0] - D[1], D[1] - D[2]
+    # D(h) - k·D(h/2) + (k-1)·D(h/4) rounds by up to about (4k + 3)/6 x the rounding of R(h/2)
+    # when each loss value is off by ROUNDING·|L|; a loss summed over many terms is off by
+    # more, hence the margin of 20 x and 80 x
+    if abs(d1 - 4 * d2) <= abs(d1) / 2 + 20 * rounding or abs(d1 - 16 * d2) <= abs(d1) / 2 + 80 * rounding:
+        return 0.0
+    return abs(D[0] - D[2])
 
 
 def _rounding(loss, h):
@@ -169,8 +192,8 @@ def check_gradients(params, X, Y, state=None, *, dstate_T=None, activation="tanh
     arrays += [(_state_name(i), s, g) for i, (s, g) in enumerate(zip(_members(state), _members(dstate_0)))]
     rows = []
     for name, x, g in arrays:
-        numeric, est, loss_scale = differences(f, x, h=h, guard=guard)
-        rows.append(_verdict(name, _host(g), numeric, est, loss_scale, h, tol))
+        numeric, est, loss_scale, unsettled = differences(f, x, h=h, guard=guard)
+        rows.append(_verdict(name, _host(g), numeric, est, loss_scale, h, tol, unsettled))
     return rows
 
 
@@ -185,12 +208,13 @@ def _kink_pattern(cache):
     return kink_pattern(cache)
 
 
-def _verdict(name, analytic, numeric, est, loss_scale, h, tol):
+def _verdict(name, analytic, numeric, est, loss_scale, h, tol, unsettled=None):
     row = {"name": name, "shape": tuple(analytic.shape), "analytic": analytic, "numeric": numeric,
            "skipped": int(np.isnan(numeric).sum()), "rel_error": rel_error(analytic, numeric),
            "abs_error": abs_error(analytic, numeric)}
     keep = ~np.isnan(numeric)
     a, n, e = analytic[keep], numeric[keep], est[keep]
+    u = np.zeros(n.shape) if unsettled is None else unsettled[keep]
     row["est_error"] = float(e.max()) if e.size else float("nan")
     if not keep.any():
         verdict, reason = "unresolved", f"all {plural(numeric.size, 'element')} skipped: a ReLU unit within h of its kink"
@@ -200,7 +224,12 @@ def _verdict(name, analytic, numeric, est, loss_scale, h, tol):
         verdict, reason = "FAIL", "the backward gives NaN or inf"
     else:
         err, scale, est_max = float(np.abs(a - n).max()), float((np.abs(a) + np.abs(n)).max()), float(e.max())
-        if err > tol * scale + SAFETY * est_max:
+        off = u > tol * scale  # differences that move, but not as the error estimate assumes (_unsettled)
+        if off.any():  # where some elements are, the others' estimates cannot be trusted either
+            verdict, reason = "unresolved", (f"at h={h:g} the differences of {plural(int(off.sum()), 'element')} "
+                                             f"do not shrink with the step as their error estimate assumes: the step "
+                                             f"is too large; try a smaller --step")
+        elif err > tol * scale + SAFETY * est_max:
             verdict, reason = "FAIL", (f"off by {err:.1e} ({err / max(scale, 1e-300):.1e} relative), more than the "
                                        f"tolerance and {SAFETY:g} x the differences' error {est_max:.1e}")
         elif est_max <= tol * scale:

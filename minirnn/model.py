@@ -115,8 +115,8 @@ def model_spec(params):
     num_layers = 1
     while f"W_h{first}_l{num_layers}" in params:
         num_layers += 1
-    H, V = params["W_hq"].shape
-    E = params["W_emb"].shape[1] if "W_emb" in params else 0
+    E = _dim(params, "W_emb", 1) or 0
+    H, V = likely_dims(params, lambda H, V: Spec(cell, num_layers, V, H, E))
     spec = Spec(cell, num_layers, V, H, E)
     expected = param_shapes(spec)
     missing = [k for k in expected if k not in params]
@@ -130,6 +130,30 @@ def model_spec(params):
             raise ValueError(f"{k} has shape {tuple(params[k].shape)}, expected {shape} "
                              f"(V={V}, H={H}{f', E={E}' if E else ''})")
     return spec
+
+
+def likely_dims(arrays, spec_of):
+    """(H, V) for the arrays of a model, as read off W_hq, or, where some array does
+    not fit those, the reading (from W_hq, layer 0's first recurrent matrix and b_q)
+    that the most arrays fit: so that one damaged array is the one an error names.
+    spec_of(H, V) gives the Spec to check against."""
+    first = CELLS[spec_of(1, 1).cell].GATES[0]
+    readings = [(_dim(arrays, "W_hq", 0), _dim(arrays, "W_hq", 1)), (_dim(arrays, f"W_h{first}", 0), _dim(arrays, "b_q", 0)),
+                (_dim(arrays, f"W_h{first}", 0), _dim(arrays, "W_hq", 1)), (_dim(arrays, "W_hq", 0), _dim(arrays, "b_q", 0))]
+    readings = [(H, V) for H, V in readings if H and V]
+    if not readings:
+        raise ValueError(f"the arrays describe no model: W_hq has shape {tuple(arrays['W_hq'].shape)}, expected (H, V)")
+
+    def misfits(H, V):
+        return sum(k in arrays and tuple(arrays[k].shape) != shape for k, shape in param_shapes(spec_of(H, V)).items())
+
+    return readings[0] if not misfits(*readings[0]) else min(readings, key=lambda r: misfits(*r))
+
+
+def _dim(params, name, axis):
+    """params[name].shape[axis], or None when there is no such array or axis."""
+    shape = getattr(params.get(name), "shape", ())
+    return int(shape[axis]) if len(shape) > axis else None
 
 
 # ----------------------------------------------------------------------------- buffers

@@ -4,6 +4,8 @@ import math
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -14,7 +16,7 @@ from minirnn.data import Corpus, Vocab, load_corpus
 from minirnn.errors import DataError, DivergedError
 from minirnn.train import DIVERGED_FACTOR, check_corpus, diverged, fit, fixed, new_state, progress_line
 
-from helpers import run_script
+from helpers import ROOT, run_script
 
 TEXT = "the time traveller for so it will be convenient to speak of him was expounding a recondite matter to us "
 
@@ -225,6 +227,22 @@ def test_two_outputs_on_one_path_are_refused(tmp_path):
     r = run_script("train.py", "--save", ck, "--save-best", ck, "--epochs", 1, "--num-hiddens", 8)
     assert r.returncode == 2 and "the checkpoint and the best would both be written" in r.stderr
     assert not ck.exists() and not same.exists()
+
+
+def test_a_usage_error_comes_before_the_missing_plotting_library(tmp_path):
+    """Without matplotlib, two outputs on one path are still the error reported (a
+    usage error, exit 2), and a plot asked for alone says what to install (exit 1)."""
+    same = str(tmp_path / "s.png")
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from minirnn.commands import launch\n"
+            "sys.exit(launch('train', sys.argv[1:], prog='train.py'))")
+    small = ["--epochs", "1", "--num-hiddens", "8"]
+    r = subprocess.run([sys.executable, "-c", code, "--log", same, "--plot", same, *small],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 2 and "would both be written to" in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-c", code, "--plot", same, *small], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 1 and r.stderr == "error: --plot needs matplotlib: pip install matplotlib (or drop --plot)\n"
 
 
 def test_a_run_too_large_for_memory_is_refused_before_it_starts():

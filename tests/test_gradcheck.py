@@ -7,7 +7,7 @@ import pytest
 
 from minirnn.cells import rnn as rnn_cell
 from minirnn.backend import get_backend
-from minirnn.gradcheck import _kink_pattern, check_gradients
+from minirnn.gradcheck import _kink_pattern, check_gradients, random_params as random_params_of_cell
 from minirnn.loss import softmax_cross_entropy
 from minirnn.model import rnn_backward, rnn_forward
 
@@ -50,6 +50,32 @@ def test_differences_that_do_not_settle_are_unresolved_not_failed(backend):
     unresolved = [r for r in rows if r["verdict"] == "unresolved"]
     assert unresolved and all("do not settle" in r["reason"] for r in unresolved)
     assert all(r["est_error"] > 1e-6 * np.abs(r["analytic"]).max() for r in unresolved)
+
+
+@pytest.mark.parametrize("h", [3.0, 10.0, 20.0, 100.0])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_step_too_large_is_unresolved_not_failed(h, seed):
+    """The script's own problem at steps far past the expansion's range (tanh units in
+    saturation, the loss flat): the differences can agree with each other by chance
+    and be far from the gradient, which once read as FAIL from h = 10 up. The
+    checker sees they do not shrink as their error estimate assumes, and says so."""
+    params, X, Y, H0, G = draw(CPU, 3, 5, 8, 6, seed)
+    rows = check_gradients(params, X, Y, H0, dstate_T=G, h=h)
+    assert "FAIL" not in verdicts(rows).values(), [(r["name"], r["reason"]) for r in rows]
+    assert any("the step is too large" in r["reason"] for r in rows)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("h", [0.3, 3.0, 30.0])
+def test_a_step_too_large_blames_no_gated_cell(cell, h):
+    rng = np.random.default_rng(0)
+    params = random_params_of_cell(8, 6, rng, scale=2.0, cell=cell)
+    X, Y = rng.integers(0, 8, (3, 5)), rng.integers(0, 8, (3, 5))
+    state = tuple(rng.normal(0, 2.0, (3, 6)) for _ in range(2 if cell == "lstm" else 1))
+    G = tuple(rng.normal(0, 2.0, (3, 6)) for _ in state)
+    if cell == "gru":
+        state, G = state[0], G[0]
+    assert "FAIL" not in verdicts(check_gradients(params, X, Y, state, dstate_T=G, h=h)).values()
 
 
 # ----------------------------------------------------------------------------- 2. rounding error

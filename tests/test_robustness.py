@@ -151,6 +151,8 @@ def _write_npz(path, arrays):
     (lambda m: m.pop("W_hh"), "missing member W_hh"),
     (lambda m: m.update(W_hh=np.zeros((5, 6), np.float32)), "W_hh has shape (5, 6)"),
     (lambda m: m.update(b_q=np.zeros(5, np.float32)), "b_q has shape (5,)"),
+    (lambda m: m.update(W_hq=m["W_hq"][:2]), "W_hq has shape (2, 7), expected (6, 7)"),
+    (lambda m: m.update(W_hq=m["W_hq"][0]), "W_hq has shape (7,), expected (6, 7)"),
     (lambda m: m.update(W_xh=m["W_xh"].astype(np.int32)), "float32 or all float64"),
     (lambda m: m.update(vocab=np.array(["<unk>", "a", "b"])), "vocabulary has 3 tokens but the weights expect V=7"),
     (lambda m: m.update(vocab=np.array(["a", "<unk>", "b", "c", "d", "e", "f"])), "bad vocabulary"),
@@ -216,6 +218,8 @@ def test_generate_script_prefix_errors(good_checkpoint):
     one_line_error(run_script("generate.py", "--checkpoint", good_checkpoint, "-n", "-1"), 2, "-n must be >= 0")
     one_line_error(run_script("generate.py", "--checkpoint", good_checkpoint, "--temperature", "0"), 2,
                    "--temperature must be > 0")
+    one_line_error(run_script("generate.py", "--checkpoint", good_checkpoint, "--seed", "-1"), 2,
+                   "--seed must be an integer >= 0, got -1")
 
 
 @settings(max_examples=60)

@@ -39,8 +39,9 @@ def main(argv, prog="bench.py"):
     args = parse(argv, prog)
     from minirnn.errors import UsageError
 
-    if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
-        raise UsageError("--threads and --repeats must be >= 1, --warmup >= 0")
+    for flag, value, low in (("--threads", args.threads, 1), ("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0)):
+        if value < low:
+            raise UsageError(f"{flag} must be an integer >= {low}, got {value}")
     if args.num_layers < 1 or args.embed_size < 0 or (args.num_hiddens is not None and args.num_hiddens < 1):
         raise UsageError("--num-layers and --num-hiddens must be >= 1, --embed-size >= 0")
     if str(args.threads) != blas_threads():

@@ -34,6 +34,8 @@ def main(argv, prog="generate.py"):
     args = p.parse_args(argv)
     if args.num_chars < 0:
         raise UsageError(f"-n must be >= 0, got {args.num_chars}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be an integer >= 0, got {args.seed}")
     if args.temperature is not None and not args.temperature > 0:
         raise UsageError(f"--temperature must be > 0, got {args.temperature}")
     if args.alpha is not None:

@@ -121,8 +121,10 @@ def main(argv, prog="train.py"):
         check_writable(save, "--resume", fix="give --save PATH to write the checkpoint elsewhere")
     elif save:
         check_writable(save, "--save")
+    plot_given = bool(plot)
     log, plot, save_best, outputs = _outputs(log, plot, save_best, ckpt)  # ... and continues its outputs
     _distinct(checkpoint=save, log=log, plot=plot, best=save_best)
+    plot = _plotting(plot, given=plot_given)
 
     cfg = _resume_config(ckpt.config, args) if ckpt else Config.from_dict(args)
     if ckpt and cfg.data and not os.path.exists(cfg.data):
@@ -273,12 +275,19 @@ def _outputs(log, plot, save_best, ckpt):
             check_writable(saved[name], f"the checkpoint's {flag}", fix=f"give {flag} PATH to write it elsewhere")
             paths[name] = saved[name]
     keep = {k: os.path.abspath(v) for k, v in paths.items()}
-    if paths.get("plot") and not have_matplotlib():
-        if plot:
-            raise MinirnnError("--plot needs matplotlib: pip install matplotlib (or drop --plot)")
-        warnings.warn(f"the checkpoint's --plot {paths.pop('plot')} needs matplotlib, which is not installed: "
-                      f"no plot this time (pip install matplotlib)")
     return paths.get("log"), paths.get("plot"), paths.get("save_best"), keep
+
+
+def _plotting(plot, given):
+    """The plot path, if matplotlib can draw it: a plot asked for now needs it; the
+    checkpoint's own plot is skipped, with a warning, when it is missing."""
+    if plot and not have_matplotlib():
+        if given:
+            raise MinirnnError("--plot needs matplotlib: pip install matplotlib (or drop --plot)")
+        warnings.warn(f"the checkpoint's --plot {plot} needs matplotlib, which is not installed: "
+                      f"no plot this time (pip install matplotlib)")
+        return None
+    return plot
 
 
 def _check_memory(cfg, corpus, backend):
