@@ -29,7 +29,7 @@ from .config import Config
 from .data import Vocab
 from .errors import CheckpointError, MinirnnError, plural
 from .backend import backend_of
-from .model import Spec, likely_dims, param_shapes
+from .model import likely_spec
 from .train import ARRAY_FIELDS, TrainState
 
 FORMAT = "minirnn-checkpoint-1"
@@ -147,10 +147,10 @@ def _validate(arrays, path):
         raise CheckpointError(f"checkpoint {path}: unknown format {_text(arrays, 'format', path)!r}, expected {FORMAT!r}")
     config = Config.from_dict(json.loads(_text(arrays, "config", path)))
     try:  # as model_spec reads them: so that one damaged array is the one named
-        H, V = likely_dims(arrays, lambda H, V: Spec(config.cell, config.num_layers, V, H, config.embed_size))
+        spec, expected = likely_spec(arrays, config.cell, config.num_layers, config.embed_size)
     except ValueError as e:
         raise CheckpointError(f"checkpoint {path}: {e}") from None
-    expected = param_shapes(Spec(config.cell, config.num_layers, V, H, config.embed_size))
+    H, V = spec.num_hiddens, spec.vocab_size
     missing = [k for k in expected if k not in arrays]
     if missing:
         raise CheckpointError(f"checkpoint {path}: missing member{'s' if len(missing) > 1 else ''} "

@@ -208,13 +208,12 @@ def _kink_pattern(cache):
     return kink_pattern(cache)
 
 
-def _verdict(name, analytic, numeric, est, loss_scale, h, tol, unsettled=None):
+def _verdict(name, analytic, numeric, est, loss_scale, h, tol, unsettled):
     row = {"name": name, "shape": tuple(analytic.shape), "analytic": analytic, "numeric": numeric,
            "skipped": int(np.isnan(numeric).sum()), "rel_error": rel_error(analytic, numeric),
            "abs_error": abs_error(analytic, numeric)}
     keep = ~np.isnan(numeric)
-    a, n, e = analytic[keep], numeric[keep], est[keep]
-    u = np.zeros(n.shape) if unsettled is None else unsettled[keep]
+    a, n, e, u = analytic[keep], numeric[keep], est[keep], unsettled[keep]
     row["est_error"] = float(e.max()) if e.size else float("nan")
     if not keep.any():
         verdict, reason = "unresolved", f"all {plural(numeric.size, 'element')} skipped: a ReLU unit within h of its kink"

@@ -115,10 +115,8 @@ def model_spec(params):
     num_layers = 1
     while f"W_h{first}_l{num_layers}" in params:
         num_layers += 1
-    E = _dim(params, "W_emb", 1) or 0
-    H, V = likely_dims(params, lambda H, V: Spec(cell, num_layers, V, H, E))
-    spec = Spec(cell, num_layers, V, H, E)
-    expected = param_shapes(spec)
+    spec, expected = likely_spec(params, cell, num_layers, _dim(params, "W_emb", 1) or 0)
+    H, V, E = spec.num_hiddens, spec.vocab_size, spec.embed_size
     missing = [k for k in expected if k not in params]
     unknown = [k for k in params if k not in expected]
     if missing or unknown:
@@ -132,22 +130,26 @@ def model_spec(params):
     return spec
 
 
-def likely_dims(arrays, spec_of):
-    """(H, V) for the arrays of a model, as read off W_hq, or, where some array does
-    not fit those, the reading (from W_hq, layer 0's first recurrent matrix and b_q)
-    that the most arrays fit: so that one damaged array is the one an error names.
-    spec_of(H, V) gives the Spec to check against."""
-    first = CELLS[spec_of(1, 1).cell].GATES[0]
-    readings = [(_dim(arrays, "W_hq", 0), _dim(arrays, "W_hq", 1)), (_dim(arrays, f"W_h{first}", 0), _dim(arrays, "b_q", 0)),
-                (_dim(arrays, f"W_h{first}", 0), _dim(arrays, "W_hq", 1)), (_dim(arrays, "W_hq", 0), _dim(arrays, "b_q", 0))]
-    readings = [(H, V) for H, V in readings if H and V]
-    if not readings:
+def likely_spec(arrays, cell, num_layers, embed_size):
+    """(spec, param_shapes(spec)) for the arrays of a model: H and V as read off W_hq,
+    or, where some array does not fit those, the reading (from W_hq, layer 0's first
+    recurrent matrix and b_q) that the most arrays fit, so that one damaged array is
+    the one an error names. A ValueError when no reading has both."""
+    first = f"W_h{CELLS[cell].GATES[0]}"
+    readings = [(_dim(arrays, "W_hq", 0), _dim(arrays, "W_hq", 1)), (_dim(arrays, first, 0), _dim(arrays, "b_q", 0)),
+                (_dim(arrays, first, 0), _dim(arrays, "W_hq", 1)), (_dim(arrays, "W_hq", 0), _dim(arrays, "b_q", 0))]
+    best = None
+    for H, V in ((H, V) for H, V in readings if H and V):
+        spec = Spec(cell, num_layers, V, H, embed_size)
+        shapes = param_shapes(spec)
+        misfits = sum(k in arrays and tuple(arrays[k].shape) != shape for k, shape in shapes.items())
+        if best is None or misfits < best[0]:
+            best = (misfits, spec, shapes)
+        if not misfits:  # the first reading that every array fits: the usual case, at once
+            break
+    if best is None:
         raise ValueError(f"the arrays describe no model: W_hq has shape {tuple(arrays['W_hq'].shape)}, expected (H, V)")
-
-    def misfits(H, V):
-        return sum(k in arrays and tuple(arrays[k].shape) != shape for k, shape in param_shapes(spec_of(H, V)).items())
-
-    return readings[0] if not misfits(*readings[0]) else min(readings, key=lambda r: misfits(*r))
+    return best[1], best[2]
 
 
 def _dim(params, name, axis):
