@@ -27,7 +27,12 @@ def dropout_masks(spec, T, B, p, rng, like):
     backend = backend_of(like)
     widths = [spec.embed_size or 1] + [spec.num_hiddens] * spec.num_layers
     keep = 1.0 - p
-    return [backend.asarray(((rng.random((T * B, w)) < keep) / keep).astype(like.dtype)) for w in widths]
+    masks = []
+    for w in widths:
+        M = (rng.random((T * B, w)) < keep).astype(like.dtype)  # Bernoulli(1 - p) ...
+        M *= 1 / keep  # ... / (1 - p): the value float(1 / keep) in like's dtype, as a division would give
+        masks.append(backend.asarray(M))
+    return masks
 
 
 def dropout_forward(X, mask, out):
