@@ -14,6 +14,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit 2), and --version is there."""
 
     def __init__(self, *args, **kwargs):
+        # No abbreviations: the launcher reads --threads and --preset before NumPy loads,
+        # and an abbreviated --thread would be taken by argparse but missed there.
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self.add_argument("--version", action="version", version=f"minirnn {__version__}",
                           help="print the version and exit")

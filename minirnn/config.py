@@ -122,9 +122,9 @@ PRESETS = {
     # the whole book with its last 10% held out (see the README's "How low can it go").
     # It runs on two BLAS threads unless told (threads.PRESET_THREADS).
     "heldout": {
-        "max_tokens": 0, "cell": "lstm", "num_layers": 2, "num_hiddens": 256, "embed_size": 64,
-        "dropout": 0.5, "optimizer": "adam", "lr": 3e-3, "batch_size": 32, "num_steps": 64,
-        "epochs": 100, "eval_every": 1, "print_every": 1, "patience": 10, "sample_temperature": 0.5,
+        "max_tokens": 0, "cell": "lstm", "num_layers": 2, "num_hiddens": 320, "embed_size": 64,
+        "dropout": 0.5, "optimizer": "adam", "lr": 3e-3, "batch_size": 32, "num_steps": 32,
+        "epochs": 60, "eval_every": 1, "print_every": 1, "patience": 10, "sample_temperature": 0.5,
     },
 }
 

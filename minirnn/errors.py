@@ -21,6 +21,10 @@ class CheckpointError(MinirnnError):
     """A checkpoint that cannot be loaded: missing, damaged, inconsistent or unsafe."""
 
 
+class OutputError(MinirnnError):
+    """An output file (checkpoint, log, plot) that cannot be written."""
+
+
 class DivergedError(MinirnnError):
     """The loss or a gradient became non-finite."""
 

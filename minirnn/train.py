@@ -258,17 +258,22 @@ def check_corpus(corpus, cfg):
     need = min_tokens(B, T)
     n = corpus.num_tokens
     capped = 0 < cfg.max_tokens < n  # train: the first max_tokens; held out: up to as many next
-    shape = "lower --batch-size or --num-steps"
+    shape = ("lower --batch-size or --num-steps" if B > 1 and T > 1 else
+             "lower --batch-size" if B > 1 else "lower --num-steps" if T > 1 else "")
     if capped:
         check_fits(len(corpus.train), B, T, "training text",
-                   f"raise --max-tokens (the text has {n} tokens) or {shape}")
+                   f"raise --max-tokens (the text has {n} tokens) or {shape}" if n >= 2 * need and shape else
+                   f"raise --max-tokens (the text has {n} tokens)" if n >= 2 * need else
+                   shape or "use a longer --data file")
         check_fits(len(corpus.heldout), B, T, "held-out text (what follows the first --max-tokens tokens)",
                    f"lower --max-tokens to at most {n - need} to leave room for it, or use --max-tokens 0 "
-                   f"(the whole text, its last 10% held out), or {shape}" if n >= 2 * need else
-                   f"{shape}, or use a longer --data file")
+                   f"(the whole text, its last 10% held out)" + (f", or {shape}" if shape else "") if n >= 2 * need
+                   else ", or ".join(a for a in (shape, "use a longer --data file") if a))
     else:
+        half = f"--max-tokens {n // 2} (train on the first {n // 2} tokens, hold out the rest)"
         for what, ids in (("training text", corpus.train), ("held-out text (the last 10%)", corpus.heldout)):
-            check_fits(len(ids), B, T, what, f"{shape}, or use a longer --data file")
+            check_fits(len(ids), B, T, what, ", or ".join(
+                [a for a in (shape, half if n // 2 >= need else "", "use a longer --data file") if a]))
 
 
 def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=None, sample=None, tick=None,

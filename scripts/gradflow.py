@@ -5,7 +5,10 @@ Also installed as `minirnn gradflow`; the code is in minirnn/commands/gradflow.p
 """
 import sys
 
-from minirnn.commands import launch
+try:
+    from minirnn.commands import launch
+except KeyboardInterrupt:  # Ctrl-C while Python loads
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(launch("gradflow", sys.argv[1:], prog="gradflow.py"))

@@ -5,7 +5,10 @@ Also installed as `minirnn train`; the code is in minirnn/commands/train.py.
 """
 import sys
 
-from minirnn.commands import launch
+try:
+    from minirnn.commands import launch
+except KeyboardInterrupt:  # Ctrl-C while Python loads
+    sys.exit(130)
 
 if __name__ == "__main__":
     sys.exit(launch("train", sys.argv[1:], prog="train.py"))

@@ -110,6 +110,26 @@ def test_a_too_short_training_slice_says_raise_max_tokens():
         check_corpus(load_corpus(max_tokens=500), Config(max_tokens=500))
 
 
+def test_advice_for_a_short_text_is_advice_that_works(tmp_path):
+    # A text too short for the last-10% split: halving it with --max-tokens works, and is said.
+    data = tmp_path / "short.txt"
+    data.write_text(TEXT * 85)  # about 8,800 tokens: a 10% held-out slice is too short for B 32 x T 35
+    corpus, cfg = load_corpus(data, max_tokens=10000), Config(data=str(data))
+    with pytest.raises(DataError, match="held-out text") as e:
+        check_corpus(corpus, cfg)
+    half = int(re.search(r"--max-tokens (\d+) \(train on the first", str(e.value)).group(1))
+    check_corpus(load_corpus(data, max_tokens=half), cfg.replace(max_tokens=half))  # the advice works
+    # No size to lower, and more tokens than the whole text could give: neither is advised.
+    with pytest.raises(DataError) as e:
+        check_corpus(load_corpus(max_tokens=2000), Config(batch_size=100000, max_tokens=2000))
+    assert "raise --max-tokens" not in str(e.value) and "lower --batch-size" in str(e.value)
+    small = tmp_path / "tiny.txt"
+    small.write_text("ab")
+    with pytest.raises(DataError) as e:
+        check_corpus(load_corpus(small, max_tokens=0), Config(batch_size=1, num_steps=1, max_tokens=0))
+    assert "lower" not in str(e.value) and "use a longer --data file" in str(e.value)
+
+
 def test_max_tokens_beyond_the_text_is_said(tmp_path):
     r = run_script("train.py", "--max-tokens", 999999999, "--epochs", 1, "--num-hiddens", 8, "--print-every", 1)
     assert r.returncode == 0, r.stderr
@@ -160,8 +180,9 @@ def test_out_of_memory_advice_fits_each_command():
     def oom(argv):
         raise MemoryError
 
-    for module, fragment in ((train, "resume with --device cpu"), (generate, "use --device cpu"),
-                             (bench, "fewer --configs")):
+    for module, fragment in ((train, "resume with --device cpu"), (generate, "a smaller -n"),
+                             (generate, "--device cpu, if it ran on the GPU"), (bench, "fewer --configs"),
+                             (bench, "lower --num-hiddens")):
         assert fragment in module.OUT_OF_MEMORY
     assert run(oom, [], generate.OUT_OF_MEMORY) == 1
     assert "--num-hiddens" not in generate.OUT_OF_MEMORY  # generate has no such option
@@ -174,7 +195,7 @@ def test_out_of_memory_in_generate_says_what_generate_can_change(tmp_path, capsy
     checkpoint.save(path, new_state(cfg, len(corpus.vocab), get_backend("cpu")).params, corpus.vocab, cfg)
     assert launch("generate", ["--checkpoint", str(path), "-n", str(10**15)], prog="generate.py") == 1
     err = capsys.readouterr().err
-    assert err == "error: out of memory; use --device cpu or a machine with more memory, or a smaller -n\n"
+    assert err == "error: out of memory; ask for a smaller -n, or use a machine with more memory (or --device cpu, if it ran on the GPU)\n"
 
 
 def test_resume_after_the_text_was_moved_says_put_it_back(tmp_path):

@@ -1,4 +1,5 @@
 """Bad input gets one clear line and the right exit code; nothing a user has is lost."""
+import errno
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from minirnn.atomic import atomic_write
 from minirnn.backend import BackendError, get_backend
 from minirnn.config import Config
 from minirnn.data import Corpus, Vocab
-from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
+from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, OutputError, UsageError
 from minirnn.model import init_params
 from minirnn.optim import make_optimizer
 from minirnn.train import fit, new_state, state_from_dict, state_to_dict
@@ -254,10 +255,10 @@ def test_atomic_write_keeps_the_old_file_when_a_write_fails(tmp_path):
 
     def half_then_crash(f):
         f.write(b"new conte")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    with pytest.raises(OSError):
-        atomic_write(path, half_then_crash)
+    with pytest.raises(OutputError, match=r"cannot write .*out\.csv \(No space left on device\); it keeps its previous"):
+        atomic_write(path, half_then_crash)  # one clear error, not a traceback
     assert path.read_text() == "previous content"
     assert os.listdir(tmp_path) == ["out.csv"]  # no temporary file left behind
 
@@ -273,7 +274,7 @@ def test_checkpoint_save_failing_halfway_keeps_the_previous_checkpoint(tmp_path,
 
     monkeypatch.setattr(checkpoint.np, "savez", broken_savez)
     vocab = Vocab.build("abc de")
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match="no space left on device"):
         checkpoint.save(path, init_params(len(vocab), 6), vocab, Config(num_hiddens=6), {})
     monkeypatch.undo()
     assert path.read_bytes() == good_checkpoint.read_bytes()

@@ -26,7 +26,11 @@ def launch(name, argv, prog):
         set_blas_threads(threads or default_threads(fallback))
     from ..cli import OUT_OF_MEMORY, run
 
-    module = importlib.import_module(f".{name}", __name__)
+    try:
+        module = importlib.import_module(f".{name}", __name__)  # NumPy loads here
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     return run(lambda args: module.main(args, prog=prog), argv, getattr(module, "OUT_OF_MEMORY", OUT_OF_MEMORY))
 
 

@@ -9,7 +9,7 @@ import os
 
 from minirnn.threads import TRAIN_THREADS, blas_threads, default_threads
 
-OUT_OF_MEMORY = "run fewer --configs (large needs the most), or on --device cpu"
+OUT_OF_MEMORY = "lower --num-hiddens, or run fewer --configs (large needs the most), or on --device cpu if it ran on the GPU"
 
 
 def parse(argv, prog="bench.py"):

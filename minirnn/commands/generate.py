@@ -13,7 +13,7 @@ from minirnn.data import preprocess
 from minirnn.errors import UsageError
 from minirnn.generate import predict
 
-OUT_OF_MEMORY = "use --device cpu or a machine with more memory, or a smaller -n"
+OUT_OF_MEMORY = "ask for a smaller -n, or use a machine with more memory (or --device cpu, if it ran on the GPU)"
 
 
 def main(argv, prog="generate.py"):

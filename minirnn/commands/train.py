@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from minirnn import checkpoint
-from minirnn.atomic import atomic_write, check_writable
+from minirnn.atomic import atomic_write, check_not_input, check_png, check_writable, same_file
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, StopFlag, have_matplotlib, invocation
 from minirnn.config import (ACTIVATIONS, CELL_NAMES, DEFAULT_LR, DEVICES, DTYPES, OPTIMIZERS, PRESETS, SAMPLINGS,
@@ -104,6 +104,12 @@ def main(argv, prog="train.py"):
     args.pop("debug", None)
     save, log, plot, resume, threads, save_best = (args.pop(k, None) for k in
                                                    ("save", "log", "plot", "resume", "threads", "save_best"))
+    for flag, value in (("--save", save), ("--log", log), ("--plot", plot), ("--save-best", save_best),
+                        ("--resume", resume), ("--data", args.get("data"))):
+        if value == "":
+            raise UsageError(f"{flag} needs a file name, got an empty one")
+    if plot:
+        check_png(plot, "--plot")
     if "preset" in args:
         if resume:
             raise UsageError(f"--preset {args['preset']} cannot be combined with --resume: the checkpoint holds "
@@ -116,6 +122,10 @@ def main(argv, prog="train.py"):
     if "data" in args:
         args["data"] = os.path.abspath(args["data"])
     ckpt = checkpoint.load(resume) if resume else None
+    kept_best = ckpt.outputs.get("save_best") if ckpt else None  # where the resumed run kept its best model
+    if ckpt and not save and kept_best and same_file(resume, kept_best):
+        raise UsageError(f"{resume} is the best model its run kept (--save-best): resuming it would overwrite it "
+                         f"with later weights; give --save PATH for the continued run (the best stays in {resume})")
     save = save or resume  # a resumed run keeps saving where it came from ...
     if save and save == resume:
         check_writable(save, "--resume", fix="give --save PATH to write the checkpoint elsewhere")
@@ -124,6 +134,7 @@ def main(argv, prog="train.py"):
     plot_given = bool(plot)
     log, plot, save_best, outputs = _outputs(log, plot, save_best, ckpt)  # ... and continues its outputs
     _distinct(checkpoint=save, log=log, plot=plot, best=save_best)
+    check_not_input({"--log": log, "--plot": plot}, {"--resume": resume})  # a checkpoint replaces its source by design
     plot = _plotting(plot, given=plot_given)
 
     cfg = _resume_config(ckpt.config, args) if ckpt else Config.from_dict(args)
@@ -132,6 +143,7 @@ def main(argv, prog="train.py"):
                         f"put the text back there to resume, or start a new run without --resume")
     if args.get("save_every") and not save:
         raise UsageError("--save-every needs --save PATH")
+    check_not_input({"--save": save, "--log": log, "--plot": plot, "--save-best": save_best}, {"--data": cfg.data})
     backend = get_backend(cfg.device)
     corpus = load_corpus(cfg.data, text_mode=cfg.text_mode, max_tokens=cfg.max_tokens)
     if ckpt:
@@ -192,9 +204,24 @@ def main(argv, prog="train.py"):
         if log and state.epoch % cfg.print_every == 0:
             _write_log(log, state.history)
 
+    # Whether save_best holds the best model so far: a new run's is written at its
+    # first measurement; a resumed run's best so far is the file its run kept, copied
+    # if --save-best now names another path.
+    best_kept = {"now": False}
+    if ckpt and save_best and state.best_heldout is not None and kept_best:
+        if same_file(save_best, kept_best):
+            best_kept["now"] = os.path.isfile(kept_best)
+        elif os.path.isfile(kept_best):
+            with open(kept_best, "rb") as source:
+                best = source.read()
+            atomic_write(save_best, lambda f: f.write(best))
+            print(f"copied the best model so far (epoch {state.best_epoch}) from {kept_best} to {save_best}")
+            best_kept["now"] = True
+
     def on_best(state):  # a new lowest held-out perplexity
         if save_best:
             save_to(save_best)
+            best_kept["now"] = True
 
     if state.stopped_early:
         print(f"nothing to do: --patience stopped this run at epoch {state.epoch} (best epoch {state.best_epoch}, "
@@ -208,6 +235,7 @@ def main(argv, prog="train.py"):
           f"vocab {len(vocab)}, {Spec(cfg.cell, cfg.num_layers, len(vocab), cfg.num_hiddens, cfg.embed_size).describe()}, B={cfg.batch_size} T={cfg.num_steps} H={cfg.num_hiddens}, "
           f"{cfg.optimizer} lr {state.lr:g}, clip {cfg.clip or 'off'}, {cfg.sampling}"
           + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")
+          + (f", {cfg.activation}" if cfg.activation != "tanh" else "") + (f", {cfg.dtype}" if cfg.dtype != "float32" else "")
           + (f", {threads} BLAS thread{'s' if threads > 1 else ''}" if threads else "")
           + (f", resuming at epoch {state.epoch + 1}" if ckpt else ""), flush=True)
     if ckpt and (log or plot):
@@ -230,7 +258,7 @@ def main(argv, prog="train.py"):
             raise  # the last good checkpoint stays as it was
     write_outputs()
     written = _where(checkpoint=save, log=log, plot=plot if state.history else None,
-                     best=save_best if state.best_heldout is not None else None)
+                     best=save_best if best_kept["now"] else None)
     if not finished:
         where = f"epoch {state.epoch + 1}, after minibatch {state.batch}" if state.batch else f"after epoch {state.epoch}"
         how = f"resume with: {invocation(prog)} --resume {save}" if save else "nothing saved (give --save PATH to keep progress)"
@@ -240,7 +268,8 @@ def main(argv, prog="train.py"):
         return 130
     if state.best_heldout is not None:
         print(f"best held-out perplexity {state.best_heldout:.3f} at epoch {state.best_epoch}"
-              + (f" (kept in {save_best})" if save_best else ""))
+              + (f" (kept in {save_best})" if best_kept["now"] else
+                 f" (not kept: found before --save-best {save_best} was given)" if save_best else ""))
     if written:
         print(f"wrote {written}")
     print(summary_line(state, backend.name))
