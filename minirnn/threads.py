@@ -12,7 +12,7 @@ TRAIN_THREADS = 1
 
 # A preset's own default (config.PRESETS), for a run that has the machine to itself:
 # --preset heldout is measured against 15 minutes on 2 idle cores, and two threads
-# ran an epoch of the previous heldout recipe 1.6x as fast as one (README, "Threads").
+# ran its training steps about 1.5x as fast as one (README, "Threads").
 PRESET_THREADS = {"heldout": 2}
 
 
