@@ -135,7 +135,9 @@ def main(argv, prog="train.py"):
     log, plot, save_best, outputs = _outputs(log, plot, save_best, ckpt)  # ... and continues its outputs
     _distinct(checkpoint=save, log=log, plot=plot, best=save_best)
     check_not_input({"--log": log, "--plot": plot}, {"--resume": resume})  # a checkpoint replaces its source by design
-    plot = _plotting(plot, given=plot_given)
+    data = args.get("data") or (ckpt.config.data if ckpt else None)
+    check_not_input({"--save": save, "--log": log, "--plot": plot, "--save-best": save_best}, {"--data": data})
+    plot = _plotting(plot, given=plot_given)  # after the usage errors
 
     cfg = _resume_config(ckpt.config, args) if ckpt else Config.from_dict(args)
     if ckpt and cfg.data and not os.path.exists(cfg.data):
@@ -143,7 +145,6 @@ def main(argv, prog="train.py"):
                         f"put the text back there to resume, or start a new run without --resume")
     if args.get("save_every") and not save:
         raise UsageError("--save-every needs --save PATH")
-    check_not_input({"--save": save, "--log": log, "--plot": plot, "--save-best": save_best}, {"--data": cfg.data})
     backend = get_backend(cfg.device)
     corpus = load_corpus(cfg.data, text_mode=cfg.text_mode, max_tokens=cfg.max_tokens)
     if ckpt:
