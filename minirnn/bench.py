@@ -24,7 +24,7 @@ from .config import Config
 from .loss import softmax_cross_entropy
 from .model import (Spec, Workspace, init_params, input_forward, layer_backward, layer_input_forward,
                     output_backward, output_forward, param_shapes, prepare, split_state)
-from .optim import clip_grad_norm, sgd
+from .optim import SGD, Scratch, clip_grad_norm, sgd
 from .train import train_step
 
 CONFIGS = {  # name: (batch_size, num_steps, num_hiddens, vocab_size)
@@ -108,11 +108,11 @@ def engine_step(spec, B, T, backend, dtype="float32"):
     params = init_params(spec.vocab_size, spec.num_hiddens, cell=spec.cell, num_layers=spec.num_layers,
                          embed_size=spec.embed_size or None, backend=backend, seed=0, dtype=dtype)
     X, Y = _batch(B, T, spec.vocab_size)
-    workspace = Workspace()
+    workspace, optimizer = Workspace(), SGD(cfg.lr)  # as in training: the update's scratch is kept
     state = {"H": None}
 
     def step():
-        state["H"] = train_step(params, X, Y, state["H"], cfg, backend, workspace=workspace)[2]
+        state["H"] = train_step(params, X, Y, state["H"], cfg, backend, workspace=workspace, optimizer=optimizer)[2]
 
     return step
 
@@ -181,9 +181,10 @@ def profile_step(spec, B, T, backend, repeats=10, dtype="float32"):
         clip_grad_norm(held["grads"], 1.0)
 
     zero_grads = {name: xp.zeros(shape, dtype) for name, shape in param_shapes(spec).items()}
+    scratch = Scratch()  # kept, as SGD keeps it in training
 
     def update():
-        sgd(params, zero_grads, 0.0)  # lr 0: the same work, and the model stays put
+        sgd(params, zero_grads, 0.0, scratch)  # lr 0: the same work, and the model stays put
 
     phases = [("weight copies", weights), ("input lookup", lookup)]
     phases += [(f"layer {layer} forward", layer_fwd(layer)) for layer in range(L)]

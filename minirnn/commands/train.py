@@ -270,7 +270,7 @@ def main(argv, prog="train.py"):
     if state.best_heldout is not None:
         print(f"best held-out perplexity {state.best_heldout:.3f} at epoch {state.best_epoch}"
               + (f" (kept in {save_best})" if best_kept["now"] else
-                 f" (not kept: found before --save-best {save_best} was given)" if save_best else ""))
+                 f" (not kept in {save_best}: it was found before this run wrote there)" if save_best else ""))
     if written:
         print(f"wrote {written}")
     print(summary_line(state, backend.name))
