@@ -76,7 +76,7 @@ def check_writable(path, option, fix=None):
     if not path:
         raise UsageError(f"{option} needs a file name, got an empty one")
     folder = os.path.dirname(os.path.realpath(path))
-    if os.path.isdir(path):
+    if os.path.isdir(path) or path.endswith(os.sep):
         raise UsageError(f"{option} {path}: is a directory; give a file name")
     _refuse_special(path, os.path.realpath(path), option)
     if os.path.exists(folder) and not os.path.isdir(folder):

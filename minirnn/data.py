@@ -39,6 +39,8 @@ def read_text(path):
         raise DataError(f"--data {path}: no such file; check the path")
     if os.path.isdir(path):
         raise DataError(f"--data {path}: is a directory; give a text file inside it")
+    if not os.path.isfile(path):  # reading a pipe would wait for a writer
+        raise DataError(f"--data {path}: is not a regular file (a device, pipe or socket); give a text file")
     try:
         with open(path, "rb") as f:
             raw = f.read()

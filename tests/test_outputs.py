@@ -89,3 +89,44 @@ def test_the_best_model_survives_a_resume(tmp_path):
     # With --save elsewhere it continues.
     r = run_script("train.py", "--resume", best, "--epochs", "5", "--save", tmp_path / "more.npz")
     assert r.returncode == 0, r.stderr
+
+
+def test_a_plot_on_a_checkpoints_training_text_is_refused(tmp_path):
+    data, ck = tmp_path / "corpus", tmp_path / "m.npz"  # a text without an extension
+    data.write_text(TEXT)
+    assert run_script("train.py", "--data", data, "--save", ck, *TINY, "--epochs", "1").returncode == 0
+    r = run_script("gradflow.py", "--checkpoint", ck, "--num-steps", "8", "--batch-size", "4", "--plot", data)
+    assert r.returncode == 2 and f"--plot {data} is the file given to --data of {ck}" in r.stderr
+    r = run_script("train.py", "--resume", ck, "--epochs", "2", "--save", tmp_path / "n.npz", "--plot", data)
+    assert r.returncode == 2 and f"--plot {data} is the file given to --data" in r.stderr
+    assert data.read_text() == TEXT
+
+
+def test_a_best_file_rewritten_by_another_run_is_not_claimed(tmp_path):
+    run, best = tmp_path / "a.npz", tmp_path / "best.npz"
+    common = [*TINY, "--optimizer", "adam", "--lr", "0.01", "--eval-every", "1"]
+    assert run_script("train.py", *common, "--epochs", "3", "--save", run, "--save-best", best).returncode == 0
+    assert run_script("train.py", *common, "--epochs", "1", "--save", tmp_path / "b.npz", "--save-best", best,
+                      "--seed", "5").returncode == 0  # another run takes the path
+    other = checkpoint.load(best).state
+    # The resumed run's best is not in best.npz any more: it is neither claimed nor copied.
+    copy = tmp_path / "copy.npz"
+    r = run_script("train.py", "--resume", run, "--epochs", "4", "--lr-decay", "1", "--save-best", copy)
+    assert r.returncode == 0, r.stderr
+    assert "copied" not in r.stdout
+    if not copy.exists():  # epoch 4 did not beat the first run's best
+        assert f"(not kept in {copy}" in r.stdout
+    assert checkpoint.load(best).state == other
+    # --save-best on the checkpoint being resumed (with --save elsewhere) would replace it.
+    r = run_script("train.py", "--resume", run, "--epochs", "5", "--save", tmp_path / "c.npz", "--save-best", run)
+    assert r.returncode == 2 and f"--save-best {run} is the file given to --resume" in r.stderr
+
+
+def test_a_pipe_as_data_and_a_directory_name_as_output_are_refused(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    r = run_script("train.py", "--data", fifo, *TINY, "--epochs", "1", timeout=60)
+    assert r.returncode == 1 and "is not a regular file (a device, pipe or socket); give a text file" in r.stderr
+    r = run_script("train.py", "--save", str(tmp_path / "x.npz") + os.sep, *TINY, "--epochs", "1")
+    assert r.returncode == 2 and "is a directory; give a file name" in r.stderr
+    assert not (tmp_path / "x.npz").exists()

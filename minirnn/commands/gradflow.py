@@ -84,6 +84,8 @@ def main(argv, prog="gradflow.py"):
     for path in args.checkpoint:
         ckpt = checkpoint.load(path)
         cfg = ckpt.config
+        if args.plot:
+            check_not_input({"--plot": args.plot}, {f"--data of {path}": args.data or cfg.data})
         models.append((_checkpoint_label(path, ckpt), ckpt.params, cfg.activation, args.data or cfg.data,
                        cfg.text_mode, ckpt.vocab))
     for cell in cells:

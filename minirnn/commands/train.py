@@ -134,7 +134,9 @@ def main(argv, prog="train.py"):
     plot_given = bool(plot)
     log, plot, save_best, outputs = _outputs(log, plot, save_best, ckpt)  # ... and continues its outputs
     _distinct(checkpoint=save, log=log, plot=plot, best=save_best)
-    check_not_input({"--log": log, "--plot": plot}, {"--resume": resume})  # a checkpoint replaces its source by design
+    # A checkpoint replaces its source by design, and so does the best that the resumed run kept there.
+    new_best = None if kept_best and save_best and same_file(save_best, kept_best) else save_best
+    check_not_input({"--log": log, "--plot": plot, "--save-best": new_best}, {"--resume": resume})
     data = args.get("data") or (ckpt.config.data if ckpt else None)
     check_not_input({"--save": save, "--log": log, "--plot": plot, "--save-best": save_best}, {"--data": data})
     plot = _plotting(plot, given=plot_given)  # after the usage errors
@@ -209,10 +211,10 @@ def main(argv, prog="train.py"):
     # first measurement; a resumed run's best so far is the file its run kept, copied
     # if --save-best now names another path.
     best_kept = {"now": False}
-    if ckpt and save_best and state.best_heldout is not None and kept_best:
+    if ckpt and save_best and state.best_heldout is not None and kept_best and _holds_best(kept_best, state):
         if same_file(save_best, kept_best):
-            best_kept["now"] = os.path.isfile(kept_best)
-        elif os.path.isfile(kept_best):
+            best_kept["now"] = True
+        else:
             with open(kept_best, "rb") as source:
                 best = source.read()
             atomic_write(save_best, lambda f: f.write(best))
@@ -278,6 +280,16 @@ def main(argv, prog="train.py"):
     if prefix == BOOK_PREFIX:
         print(sample(state.params, "traveller"))
     return 0
+
+
+def _holds_best(path, state):
+    """Whether the checkpoint at path is this run's best model (another run may have
+    written the same path since)."""
+    try:
+        kept = checkpoint.load(path).state
+    except MinirnnError:
+        return False
+    return kept.get("epoch") == state.best_epoch and kept.get("best_heldout") == state.best_heldout
 
 
 def default_prefix(corpus, length=20):
