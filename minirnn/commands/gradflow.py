@@ -75,7 +75,6 @@ def main(argv, prog="gradflow.py"):
         check_writable(args.plot, "--plot")
         for option, source in [("--data", args.data)] + [("--checkpoint", c) for c in args.checkpoint]:
             check_not_input({"--plot": args.plot}, {option: source})
-        need_matplotlib()
     backend = get_backend(args.device)
     B, T = args.batch_size, args.num_steps
     iterations = None if args.exact else args.power_iterations
@@ -88,6 +87,8 @@ def main(argv, prog="gradflow.py"):
             check_not_input({"--plot": args.plot}, {f"--data of {path}": args.data or cfg.data})
         models.append((_checkpoint_label(path, ckpt), ckpt.params, cfg.activation, args.data or cfg.data,
                        cfg.text_mode, ckpt.vocab))
+    if args.plot:
+        need_matplotlib()  # after the usage errors, before any work
     for cell in cells:
         models.append((None, cell, args.activation if cell == "rnn" else "tanh", args.data,
                        args.text_mode or D.text_mode, None))
