@@ -37,6 +37,14 @@ def atomic_write(path, write, mode="wb"):
         raise
 
 
+def check_named(paths, *more):
+    """A path option given an empty name is a usage error. paths: {option: path};
+    more: (option, path) pairs, for an option given several times. None is not given."""
+    for option, path in (*paths.items(), *more):
+        if path == "":
+            raise UsageError(f"{option} needs a file name, got an empty one")
+
+
 def check_png(path, option):
     """Plots are PNG files: a name that asks for another format is refused."""
     ext = os.path.splitext(os.fspath(path))[1]
@@ -75,10 +83,11 @@ def check_writable(path, option, fix=None):
     path = os.fspath(path)
     if not path:
         raise UsageError(f"{option} needs a file name, got an empty one")
-    folder = os.path.dirname(os.path.realpath(path))
+    real = os.path.realpath(path)
+    folder = os.path.dirname(real)
     if os.path.isdir(path) or path.endswith(os.sep):
         raise UsageError(f"{option} {path}: is a directory; give a file name")
-    _refuse_special(path, os.path.realpath(path), option)
+    _refuse_special(path, real, option)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UsageError(f"{option} {path}: {folder} is a file, not a directory; choose another location")
     if not os.path.isdir(folder):

@@ -114,7 +114,9 @@ def test_a_best_file_rewritten_by_another_run_is_not_claimed(tmp_path):
     r = run_script("train.py", "--resume", run, "--epochs", "4", "--lr-decay", "1", "--save-best", copy)
     assert r.returncode == 0, r.stderr
     assert "copied" not in r.stdout
-    if not copy.exists():  # epoch 4 did not beat the first run's best
+    if copy.exists():  # only if epoch 4 beat the first run's best: then this run wrote it
+        assert checkpoint.load(copy).state["epoch"] == 4 and f"(kept in {copy})" in r.stdout
+    else:
         assert f"(not kept in {copy}" in r.stdout
     assert checkpoint.load(best).state == other
     # --save-best on the checkpoint being resumed (with --save elsewhere) would replace it.

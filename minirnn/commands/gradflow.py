@@ -16,7 +16,7 @@ import numpy as np
 
 from minirnn import checkpoint
 from minirnn.analysis import POWER_ITERATIONS, gradient_flow
-from minirnn.atomic import atomic_write, check_not_input, check_png, check_writable
+from minirnn.atomic import atomic_write, check_named, check_not_input, check_png, check_writable
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, need_matplotlib
 from minirnn.config import ACTIVATIONS, CELL_NAMES, DEVICES, TEXT_MODES, Config
@@ -63,9 +63,7 @@ def main(argv, prog="gradflow.py"):
                       ("batch_size", 1), ("power_iterations", 1)):
         if getattr(args, name) < low:
             raise UsageError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
-    for flag, value in [("--plot", args.plot), ("--data", args.data)] + [("--checkpoint", c) for c in args.checkpoint]:
-        if value == "":
-            raise UsageError(f"{flag} needs a file name, got an empty one")
+    check_named({"--plot": args.plot, "--data": args.data}, *(("--checkpoint", c) for c in args.checkpoint))
     cells = args.cell or ([] if args.checkpoint else ["rnn"])
     if args.activation != "tanh" and any(c != "rnn" for c in cells):
         raise UsageError(f"--activation {args.activation} applies to --cell rnn only; the gated cells have their "

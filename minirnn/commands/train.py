@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from minirnn import checkpoint
-from minirnn.atomic import atomic_write, check_not_input, check_png, check_writable, same_file
+from minirnn.atomic import atomic_write, check_named, check_not_input, check_png, check_writable, same_file
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, StopFlag, have_matplotlib, invocation
 from minirnn.config import (ACTIVATIONS, CELL_NAMES, DEFAULT_LR, DEVICES, DTYPES, OPTIMIZERS, PRESETS, SAMPLINGS,
@@ -104,10 +104,8 @@ def main(argv, prog="train.py"):
     args.pop("debug", None)
     save, log, plot, resume, threads, save_best = (args.pop(k, None) for k in
                                                    ("save", "log", "plot", "resume", "threads", "save_best"))
-    for flag, value in (("--save", save), ("--log", log), ("--plot", plot), ("--save-best", save_best),
-                        ("--resume", resume), ("--data", args.get("data"))):
-        if value == "":
-            raise UsageError(f"{flag} needs a file name, got an empty one")
+    check_named({"--save": save, "--log": log, "--plot": plot, "--save-best": save_best, "--resume": resume,
+                 "--data": args.get("data")})
     if plot:
         check_png(plot, "--plot")
     if "preset" in args:
@@ -210,21 +208,22 @@ def main(argv, prog="train.py"):
     # Whether save_best holds the best model so far: a new run's is written at its
     # first measurement; a resumed run's best so far is the file its run kept, copied
     # if --save-best now names another path.
-    best_kept = {"now": False}
+    best_kept = False
     if ckpt and save_best and state.best_heldout is not None and kept_best and _holds_best(kept_best, state):
         if same_file(save_best, kept_best):
-            best_kept["now"] = True
+            best_kept = True
         else:
             with open(kept_best, "rb") as source:
                 best = source.read()
             atomic_write(save_best, lambda f: f.write(best))
             print(f"copied the best model so far (epoch {state.best_epoch}) from {kept_best} to {save_best}")
-            best_kept["now"] = True
+            best_kept = True
 
     def on_best(state):  # a new lowest held-out perplexity
+        nonlocal best_kept
         if save_best:
             save_to(save_best)
-            best_kept["now"] = True
+            best_kept = True
 
     if state.stopped_early:
         print(f"nothing to do: --patience stopped this run at epoch {state.epoch} (best epoch {state.best_epoch}, "
@@ -261,7 +260,7 @@ def main(argv, prog="train.py"):
             raise  # the last good checkpoint stays as it was
     write_outputs()
     written = _where(checkpoint=save, log=log, plot=plot if state.history else None,
-                     best=save_best if best_kept["now"] else None)
+                     best=save_best if best_kept else None)
     if not finished:
         where = f"epoch {state.epoch + 1}, after minibatch {state.batch}" if state.batch else f"after epoch {state.epoch}"
         how = f"resume with: {invocation(prog)} --resume {save}" if save else "nothing saved (give --save PATH to keep progress)"
@@ -271,7 +270,7 @@ def main(argv, prog="train.py"):
         return 130
     if state.best_heldout is not None:
         print(f"best held-out perplexity {state.best_heldout:.3f} at epoch {state.best_epoch}"
-              + (f" (kept in {save_best})" if best_kept["now"] else
+              + (f" (kept in {save_best})" if best_kept else
                  f" (not kept in {save_best}: it was found before this run wrote there)" if save_best else ""))
     if written:
         print(f"wrote {written}")
