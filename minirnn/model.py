@@ -324,7 +324,7 @@ def forward_ids(prep, ids, T, B, states, activation, ws, masks=None):
     return logits, join_state(states_T, spec), cache
 
 
-def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None):
+def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None, keep_cache=False):
     """Backpropagation through time: the mirror of rnn_forward.
 
     dlogits (T·B, V): dL/dO, time-major (None: no output gradient, as when only a
@@ -333,7 +333,16 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None):
     Returns (grads, dstate_0): grads keyed like the params; dstate_0 the gradient
     at the initial state, in the form of the state. dH_T: the name dstate_T had
     when the state was always H, still accepted.
+
+    The gated cells write their gate gradients over the cached gates (memory that
+    is still in cache, so it is faster), which spends the cache: a second backward
+    through it is an error. keep_cache=True leaves it whole, for backpropagating
+    through the same window more than once.
     """
+    if cache.get("spent"):
+        raise ValueError("this cache was spent by an earlier rnn_backward, which wrote the gate gradients over "
+                         "its gates; run rnn_forward again, or pass keep_cache=True to every rnn_backward that "
+                         "must leave the cache whole")
     dstate_T = dH_T if dstate_T is None else dstate_T
     prep, ids, T, B, ws, masks = (cache[k] for k in ("prep", "ids", "T", "B", "ws", "masks"))
     spec, cell = prep["spec"], CELLS[prep["spec"].cell]
@@ -354,7 +363,8 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None):
     dstates_0 = [None] * L
     for layer in range(top, -1, -1):
         X_in = cache["layers"][layer]["X_in"]
-        dA, dstates_0[layer], dW_h = cell.sequence_backward(dHs, cache["layers"][layer]["cell"], dstates_T[layer])
+        dA, dstates_0[layer], dW_h = cell.sequence_backward(dHs, cache["layers"][layer]["cell"], dstates_T[layer],
+                                                            keep_cache)
         dA = dA.reshape(T * B, dA.shape[2])
         below = layer > 0 or spec.embed_size
         dX_in = ws.get(f"l{layer - 1}.dHs" if layer else "dE", X_in.shape, dtype, xp) if below else None
@@ -371,6 +381,8 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None):
         elif spec.embed_size:
             grads["W_emb"] = embedding_backward(dX_in, cache["emb"])
     grads["W_hq"], grads["b_q"] = dW_hq, db_q
+    if spec.cell != "rnn" and not keep_cache:
+        cache["spent"] = True
     return {k: grads[k] for k in param_shapes(spec)}, join_state(dstates_0, spec)
 
 

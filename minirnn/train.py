@@ -106,7 +106,7 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None, opti
     logits, H_T, cache = rnn_forward(params, X, H, activation=cfg.activation, workspace=workspace,
                                      masks=masks)  # X checked on the host
     loss, dlogits = softmax_cross_entropy(logits, y, out=logits)  # the logits are not needed again
-    grads, dH0 = rnn_backward(dlogits, cache)  # truncated BPTT: dH0 is dropped ...
+    grads, dH0 = rnn_backward(dlogits, cache, keep_cache=earlier is not None)  # truncated BPTT: dH0 is dropped ...
     if earlier is not None:  # ... unless detach is off: carry it through every earlier window
         for old in reversed(earlier):
             # Through small weights the carried gradient shrinks geometrically; once it
@@ -114,7 +114,7 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None, opti
             # slow BLAS on many CPUs) and zeros, so the chain stops there.
             if all(backend.underflowed(d) for d in (dH0 if isinstance(dH0, tuple) else (dH0,))):
                 break
-            old_grads, dH0 = rnn_backward(None, old, dH0)
+            old_grads, dH0 = rnn_backward(None, old, dH0, keep_cache=True)  # later windows pass here again
             for k in grads:
                 grads[k] += old_grads[k]
         earlier.append(cache)

@@ -128,6 +128,31 @@ def test_step_backward_matches_central_differences(cell, B, H, seed):
         assert rel_error(analytic[name], central_difference(loss, x[name])) <= TOL, name
 
 
+@given(st.sampled_from([gru, lstm]), st.integers(1, 4), st.integers(1, 6), seeds)
+def test_step_backward_may_write_over_its_own_gates(cell, B, H, seed):
+    """The sequence backward hands the step its gates' own memory as dA_t (its docstring
+    says it may): the result equals that of a separate dA_t, bit for bit."""
+    rng = np.random.default_rng(seed)
+    x = _step_case(cell, rng, B, H, None)
+    outs, cached = _step_forward(cell, x)
+    douts = [rng.normal(0, 1, o.shape) for o in outs]
+    apart = _step_backward(cell, x, cached, douts)
+    G = cached[0]
+    dA_t = G.reshape(B, G.shape[0] * H)  # the gates' memory, seen as (B,kH)
+    dH_prev, dH = np.empty((B, H)), douts[0].copy()
+    if cell is gru:
+        H_t, RH = cached[1], G[1] * x["H_prev"]
+        W_hzrT, W_hhT = np.ascontiguousarray(x["W_h"][:, :2 * H].T), np.ascontiguousarray(x["W_h"][:, 2 * H:].T)
+        gru.gru_step_backward(dH, G, H_t, RH, W_hzrT, W_hhT, dA_t, dH_prev, np.empty((3, B, H)), np.empty((B, H)))
+    else:
+        dC = douts[1].copy()
+        lstm.lstm_step_backward(dH, dC, G, x["C_prev"], cached[1], np.ascontiguousarray(x["W_h"].T), dA_t, dH_prev,
+                                np.empty((4, B, H)), np.empty((4, B, H)), np.empty((B, H)))
+        np.testing.assert_array_equal(dC, apart["C_prev"])
+    np.testing.assert_array_equal(dA_t, apart["A"])
+    np.testing.assert_array_equal(dH_prev, apart["H_prev"])
+
+
 # ----------------------------------------------------------------------------- the sequence
 def _loss_and_grads(params, X, Y, state0, G):
     """L = CE(logits, Y) + Σ G ⊙ state_T, and its gradients by the hand-written BPTT."""
@@ -161,6 +186,31 @@ def test_sequence_gradients_match_central_differences(cell, layers, E, B, T, V, 
     if with_state:
         for name, x, g in zip("HC", as_tuple(state0), as_tuple(dstate0)):
             assert rel_error(g, central_difference(f, x)) <= TOL, name + "0"
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_second_backward_needs_keep_cache(cell):
+    """A gated cell's backward writes its gate gradients over the cached gates: a second
+    backward through that cache is an error that names the fix, while keep_cache=True
+    leaves the cache whole and gives the same gradients every time. The plain RNN's
+    cache is never overwritten."""
+    rng = np.random.default_rng(5)
+    params = drawn_params(rng, 6, 4, cell, 2, 3, scale=0.5)
+    X, Y = rng.integers(0, 6, (3, 5)), rng.integers(0, 6, (3, 5))
+    logits, _, cache = rnn_forward(params, X, None)
+    dlogits = softmax_cross_entropy(logits, Y.T.reshape(-1))[1]
+    kept = [{k: v.copy() for k, v in rnn_backward(dlogits, cache, keep_cache=True)[0].items()} for _ in range(2)]
+    spent = {k: v.copy() for k, v in rnn_backward(dlogits, cache)[0].items()}
+    for k in params:
+        np.testing.assert_array_equal(kept[0][k], kept[1][k])
+        np.testing.assert_array_equal(kept[0][k], spent[k])
+    if cell == "rnn":
+        again = rnn_backward(dlogits, cache)[0]
+        for k in params:
+            np.testing.assert_array_equal(again[k], spent[k])
+    else:
+        with pytest.raises(ValueError, match="spent by an earlier rnn_backward.*keep_cache=True"):
+            rnn_backward(dlogits, cache)
 
 
 @given(st.sampled_from(CELLS), st.integers(1, 3), st.sampled_from([0, 4]), st.integers(1, 3), st.integers(1, 5),

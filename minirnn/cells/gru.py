@@ -19,8 +19,13 @@ parts to the first product in a (B,2H) scratch, and one strided pass moves the s
 gate-major, halved for σ(a) = (1 + tanh(a/2))/2; the second product goes straight
 into H̃_t's block. The backward mirrors it: the gate gradients go into a gate-major
 scratch dG_t (3,B,H), one strided copy writes them side by side into dA_t (B,3H),
-and the shared product [dA_z|dA_r]·[W_hz|W_hr]ᵀ reads that. dA (T,B,3H) takes the
-memory of A, which is not read after the forward.
+and the shared product [dA_z|dA_r]·[W_hz|W_hr]ᵀ reads that.
+
+Memory: each step writes into memory it has just read, which is still in cache.
+The input buffer has one spare block in front, A = buf[1:] (T+1 blocks of (B,3H)).
+Step t reads A[t] = buf[t+1] and writes its gates G[t] into buf[t], the block that
+step t-1 has finished reading (step 0 takes the spare one). Going back, step t
+writes dA_t over its own gates G[t] once it has read them, so dA (T,B,3H) is buf[:T].
 
 Backward, for one step, given dH_t (the total gradient at H_t); "dA" is the
 gradient at a block's pre-activation:
@@ -68,7 +73,8 @@ def gru_step_backward(dH_t, G_t, H_t, RH_t, W_hzrT, W_hhT, dA_t, dH_prev, dG, tm
     dH_t (B,H): total gradient at H_t.  G_t (3,B,H): the cached gates [Z_t, R_t, H̃_t].
     H_t (B,H): the step's output; H_t - H̃_t = Z_t ⊙ (H_{t-1} - H̃_t).  RH_t (B,H): the
     cached R_t ⊙ H_{t-1}.  W_hzrT (2H,H), W_hhT (H,H): contiguous transposes.
-    dA_t (B,3H): receives [dA_z | dA_r | dA_h].  dH_prev (B,H): receives dL/dH_{t-1}
+    dA_t (B,3H): receives [dA_z | dA_r | dA_h]; it may be G_t's own memory (written
+    after the gates are read).  dH_prev (B,H): receives dL/dH_{t-1}
     from this step (it may be the array dH_t was added from).
     dG (3,B,H), tmp (B,H): scratch.
     """
@@ -110,35 +116,44 @@ def prepare(W_h, ws, key):
 
 
 def input_buffer(ws, key, T, B, H, dtype, xp):
-    """Where X_t·[W_xz|W_xr|W_xh] + [b_z|b_r|b_h] goes (T,B,3H); the backward reuses it for dA."""
-    return ws.get(key + "A", (T, B, 3 * H), dtype, xp)
+    """Where X_t·[W_xz|W_xr|W_xh] + [b_z|b_r|b_h] goes (T,B,3H): the last T blocks of
+    a buffer (T+1,B,3H) whose blocks then hold the gates and their gradients."""
+    return _buffer(ws, key, T, B, H, dtype, xp)[1:]
+
+
+def _buffer(ws, key, T, B, H, dtype, xp):
+    return ws.get(key + "A", (T + 1, B, 3 * H), dtype, xp)
 
 
 def sequence_forward(A, state0, W, ws, key, activation=None):
     """A (T,B,3H): the blocks' input parts, from input_buffer. state0: (H_0,), H_0
     (B,H) or None. Returns (Hs (T+1,B,H), (H_T,), cache); the cache's G (T,3,B,H)
-    holds the gates, gate-major."""
+    holds the gates, gate-major, one block ahead of A in the same buffer."""
     T, B, H3 = A.shape
     H, xp, dtype = H3 // 3, array_module(A), A.dtype
-    G = ws.get(key + "G", (T, 3, B, H), dtype, xp)
+    G = _buffer(ws, key, T, B, H, dtype, xp)[:T].reshape(T, 3, B, H)  # G[t] in the block that held A[t-1]
     Hs = ws.get(key + "Hs", (T + 1, B, H), dtype, xp)
     Hs[0] = 0 if state0[0] is None else state0[0]
     RH = ws.get(key + "RH", (T, B, H), dtype, xp)
     tmp2 = ws.get(key + "tmp2", (B, 2 * H), dtype, xp)
     for t in range(T):
         gru_step_forward(A[t], Hs[t], W["W_hzr"], W["W_hh"], G[t], RH[t], Hs[t + 1], tmp2)
-    cache = {"Hs": Hs, "G": G, "A": A, "RH": RH, "W_hzrT": W["W_hzrT"], "W_hhT": W["W_hhT"], "ws": ws, "key": key}
+    cache = {"Hs": Hs, "G": G, "RH": RH, "W_hzrT": W["W_hzrT"], "W_hhT": W["W_hhT"], "ws": ws, "key": key}
     return Hs, (Hs[T].copy(),), cache
 
 
-def sequence_backward(dHs, cache, dstate_T):
+def sequence_backward(dHs, cache, dstate_T, keep_cache=False):
     """The steps in reverse. dHs (T,B,H): dL/dH_t from above (the outputs); it receives
     the total gradient at each H_t. dstate_T: (dH_T,) or None.
-    Returns (dA (T,B,3H), (dH_0,), [dW_hz, dW_hr, dW_hh])."""
+    Returns (dA (T,B,3H), (dH_0,), [dW_hz, dW_hr, dW_hh]).
+    dA overwrites the cached gates unless keep_cache is true."""
     Hs, G, RH, ws, key = cache["Hs"], cache["G"], cache["RH"], cache["ws"], cache["key"]
     T, B, H = dHs.shape
     xp, dtype = array_module(dHs), dHs.dtype
-    dA = cache["A"]  # the input buffer, not read after the forward: dA (T,B,3H) takes its memory
+    if keep_cache:  # the gates stay for another backward (as through earlier windows, without detaching)
+        dA = ws.get(key + "dA", (T, B, 3 * H), dtype, xp)
+    else:  # dA_t takes the memory of G_t, once step t has read it: the cache is spent
+        dA = G.reshape(T, B, 3 * H)
     dG, tmp = ws.get(key + "dG", (3, B, H), dtype, xp), ws.get(key + "tmp", (B, H), dtype, xp)
     dH = final_gradient(dstate_T, 0, (B, H), dtype, xp)
     for t in range(T, 0, -1):  # dHs, G, dA hold step t in row t-1

@@ -19,7 +19,9 @@ to the product in a (B,4H) scratch and moves the sum gate-major with one strided
 copy, into A_t's own memory: the cache G (T,4,B,H) is the buffer A, reread.
 The backward mirrors it: the gate gradients go into a gate-major scratch
 dG_t (4,B,H), one strided copy writes them side by side into dA_t (B,4H), and
-the one product dA_t·W_hᵀ reads that.
+the one product dA_t·W_hᵀ reads that. dA_t too takes the memory of G_t, once the
+step has read the gates: each step writes into memory it has just read, which is
+still in cache.
 
 Backward, for one step, given dH_t (the total gradient at H_t) and dC_t (the
 gradient reaching C_t from step t+1); "dA" is the gradient at a block's pre-activation:
@@ -66,7 +68,8 @@ def lstm_step_backward(dH_t, dC, G_t, C_prev, tC_t, W_hT, dA_t, dH_prev, dG, D, 
     dH_t (B,H): total gradient at H_t.  dC (B,H): gradient at C_t from step t+1 on
     entry, dL/dC_{t-1} on exit.  G_t (4,B,H): the cached gates [I_t, F_t, O_t, C̃_t].
     C_prev (B,H): C_{t-1}.  tC_t (B,H): tanh(C_t).  W_hT (4H,H): contiguous [W_h·]ᵀ.
-    dA_t (B,4H): receives [dA_i|dA_f|dA_o|dA_c].  dH_prev (B,H): receives dL/dH_{t-1}
+    dA_t (B,4H): receives [dA_i|dA_f|dA_o|dA_c]; it may be G_t's own memory (written
+    after the gates are read).  dH_prev (B,H): receives dL/dH_{t-1}
     from this step.  dG, D (4,B,H), tmp (B,H): scratch.
     """
     xp = array_module(dH_t)
@@ -126,14 +129,18 @@ def sequence_forward(A, state0, W, ws, key, activation=None):
     return Hs, (Hs[T].copy(), Cs[T].copy()), cache
 
 
-def sequence_backward(dHs, cache, dstate_T):
+def sequence_backward(dHs, cache, dstate_T, keep_cache=False):
     """The steps in reverse. dHs (T,B,H): dL/dH_t from above (the outputs); it receives
     the total gradient at each H_t. dstate_T: (dH_T, dC_T), either may be None.
-    Returns (dA (T,B,4H), (dH_0, dC_0), [dW_hi, dW_hf, dW_ho, dW_hc])."""
+    Returns (dA (T,B,4H), (dH_0, dC_0), [dW_hi, dW_hf, dW_ho, dW_hc]).
+    dA overwrites the cached gates unless keep_cache is true."""
     Hs, Cs, tCs, G, ws, key = (cache[k] for k in ("Hs", "Cs", "tCs", "G", "ws", "key"))
     T, B, H = dHs.shape
     xp, dtype = array_module(dHs), dHs.dtype
-    dA = ws.get(key + "dA", (T, B, 4 * H), dtype, xp)
+    if keep_cache:  # the gates stay for another backward (as through earlier windows, without detaching)
+        dA = ws.get(key + "dA", (T, B, 4 * H), dtype, xp)
+    else:  # dA_t takes the memory of G_t, once step t has read it: the cache is spent
+        dA = G.reshape(T, B, 4 * H)
     dG, D = ws.get(key + "dG", (4, B, H), dtype, xp), ws.get(key + "D", (4, B, H), dtype, xp)
     tmp = ws.get(key + "tmp", (B, H), dtype, xp)
     dH = final_gradient(dstate_T, 0, (B, H), dtype, xp)

@@ -72,9 +72,10 @@ def sequence_forward(A, state0, W, ws, key, activation):
     return Hs, (Hs[T].copy(),), cache
 
 
-def sequence_backward(dHs, cache, dstate_T):
+def sequence_backward(dHs, cache, dstate_T, keep_cache=False):
     """The steps in reverse. dHs (T,B,H): dL/dH_t from above (the outputs), overwritten
-    with dZ_t. dstate_T: (dH_T,) or None. Returns (dZ (T,B,H), (dH_0,), [dW_hh])."""
+    with dZ_t. dstate_T: (dH_T,) or None. Returns (dZ (T,B,H), (dH_0,), [dW_hh]).
+    The cache is never overwritten, so keep_cache changes nothing here."""
     Hs, W_hhT, ws, key = cache["Hs"], cache["W_hhT"], cache["ws"], cache["key"]
     T, B, H = dHs.shape
     xp = array_module(dHs)
