@@ -53,8 +53,10 @@ def check_png(path, option):
 
 
 def _refuse_special(given, path, option):
-    """Outputs replace a regular file; a device, pipe or socket in their place is refused."""
-    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+    """Outputs replace a regular file; a device, pipe or socket in their place is refused.
+    Both names are tried: a link such as /dev/stdout may resolve to no path at all
+    (pipe:[…]) while the link itself still reaches the pipe."""
+    if any(os.path.exists(p) and not os.path.isfile(p) and not os.path.isdir(p) for p in (given, path)):
         raise UsageError(f"{option} {given}: is not a regular file (a device, pipe or socket); minirnn writes "
                          f"a new file and renames it into place, so give the path of a regular file")
 

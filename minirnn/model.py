@@ -347,6 +347,10 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None, keep_cache=False):
     prep, ids, T, B, ws, masks = (cache[k] for k in ("prep", "ids", "T", "B", "ws", "masks"))
     spec, cell = prep["spec"], CELLS[prep["spec"].cell]
     H, V, L = spec.num_hiddens, spec.vocab_size, spec.num_layers
+    if dlogits is not None and tuple(getattr(dlogits, "shape", ())) != (T * B, V):
+        got = f"shape {tuple(dlogits.shape)}" if hasattr(dlogits, "shape") else f"a {type(dlogits).__name__}"
+        raise ValueError(f"dlogits must be an array of shape ({T * B}, {V}), the shape of the logits rnn_forward "
+                         f"returned (T·B rows, time-major, one column per token); got {got}")
     xp, dtype = array_module(prep["W_hq"]), prep["W_hq"].dtype
     dstates_T = split_state(as_arrays(dstate_T, xp, dtype), spec, B, what="dstate_T")
     grads = {}
@@ -414,6 +418,11 @@ def split_state(state, spec, B, what="state"):
     L, H = spec.num_layers, spec.num_hiddens
     if state is None:
         return [(None,) * len(names)] * L
+    if isinstance(state, (tuple, list)) and len(names) == 1:  # (H,) is H; a pair is the lstm's form
+        if len(state) != 1:
+            raise ValueError(f"{what} of a {spec.cell} model is one array H, got a tuple of {len(state)}; "
+                             f"pass H alone (the pair (H, C) is the lstm's state)")
+        state = state[0]
     parts = state if isinstance(state, (tuple, list)) and len(names) > 1 else (state,)
     if len(parts) != len(names):
         raise ValueError(f"{what} of a {spec.cell} model is {'the pair (H, C)' if len(names) > 1 else 'one array H'}, "

@@ -84,3 +84,26 @@ def test_states_given_as_lists_are_accepted():
     assert H.shape == C.shape == (1, 2)
     with pytest.raises((TypeError, ValueError), match="state"):
         rnn_forward(lstm, [[0, 1]], "abc")
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_a_pair_as_the_state_of_a_one_array_cell_is_named(cell):
+    """(H, C) is the LSTM's state; the other cells take H alone, or (H,)."""
+    from minirnn import init_params, rnn_forward
+
+    p = init_params(5, 2, cell=cell, dtype="float64")
+    H = np.full((1, 2), 0.3)
+    with pytest.raises(ValueError, match=f"state of a {cell} model is one array H, got a tuple of 2; pass H alone"):
+        rnn_forward(p, [[0, 1]], (H, H))
+    np.testing.assert_array_equal(rnn_forward(p, [[0, 1]], (H,))[0], rnn_forward(p, [[0, 1]], H)[0])
+
+
+def test_dlogits_of_the_wrong_shape_are_named():
+    from minirnn import init_params, rnn_backward, rnn_forward
+
+    p = init_params(5, 2, cell="gru", dtype="float64")
+    logits, _, cache = rnn_forward(p, np.zeros((2, 3), int), None)  # T·B = 6 rows
+    for bad, got in ((logits[:5], r"got shape \(5, 5\)"), (logits.tolist(), "got a list")):
+        with pytest.raises(ValueError, match=r"dlogits must be an array of shape \(6, 5\).*" + got):
+            rnn_backward(bad, cache, keep_cache=True)
+    assert rnn_backward(logits, cache)[0]["W_hq"].shape == (2, 5)  # the checks spent nothing

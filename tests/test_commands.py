@@ -233,6 +233,10 @@ def test_sample_prefix_defaults_to_the_start_of_another_text(tmp_path):
     r = run_script("train.py", "--data", text, "--text-mode", "raw", "--num-hiddens", "8", "--epochs", "1",
                    "--max-tokens", "3000", "--print-every", "1", "--sample-prefix", "frozen")
     assert r.returncode == 0 and "'frozen" in r.stdout and r.stdout.splitlines()[-1].startswith("frozen")
+    assert "note:" not in r.stderr  # read as typed: nothing to say
+    r = run_script("train.py", "--num-hiddens", "8", "--epochs", "1", "--sample-prefix", "Time 2 travel")
+    assert r.returncode == 0 and "'time travel" in r.stdout
+    assert "note: the sample prefix 'Time 2 travel' became 'time travel' after the 'letters' preprocessing" in r.stderr
     bad = run_script("train.py", "--num-hiddens", "8", "--epochs", "1", "--sample-prefix", "42!")
     assert bad.returncode != 0 and "prefix" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -251,3 +255,18 @@ def test_generate_alpha_is_one_over_the_temperature(tmp_path):
         assert r.returncode == 2 and r.stderr.startswith("error: --alpha must be > 0") and len(r.stderr.splitlines()) == 1
     both = gen("--alpha", 2, "--temperature", 0.5)
     assert both.returncode == 2 and "not allowed with" in both.stderr and "Traceback" not in both.stderr
+
+
+def test_a_long_gradient_check_says_so_before_it_starts(monkeypatch, capsys):
+    """The check costs six forward passes per entry; one that will take long says how
+    long, and how to make it short, before it starts. A short one says nothing extra."""
+    from minirnn.commands import gradcheck
+
+    args = ["--cell", "gru", "--num-hiddens", "3", "--batch-size", "2", "--num-steps", "3"]
+    assert gradcheck.main(args) == 0
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(gradcheck, "LONG_CHECK_SECONDS", -1)  # every check counts as long
+    assert gradcheck.main(args) == 0
+    err = capsys.readouterr().err
+    entries = 3 * (8 * 3 + 3 * 3 + 3) + 3 * 8 + 8 + 2 * 3  # W_x*, W_h*, b_* per gate; W_hq, b_q; H0
+    assert f"note: {entries} entries to check, 6 forward passes each" in err and "--num-hiddens" in err

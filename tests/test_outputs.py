@@ -32,6 +32,21 @@ def test_a_log_or_plot_on_the_resumed_checkpoint_is_refused(tmp_path):
     assert ck.read_bytes() == before
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd (Linux)")
+def test_a_link_to_a_pipe_that_resolves_to_no_path_is_refused():
+    """/dev/stdout on a pipe is a link to /proc/self/fd/1, whose own target is
+    "pipe:[…]", no path at all: it is named as a pipe, not as a missing directory."""
+    read, write = os.pipe()
+    try:
+        link = f"/proc/self/fd/{write}"
+        assert not os.path.exists(os.path.realpath(link)) and os.path.exists(link)
+        with pytest.raises(UsageError, match="is not a regular file"):
+            check_writable(link, "--save")
+    finally:
+        os.close(read)
+        os.close(write)
+
+
 def test_a_device_or_pipe_is_refused_and_a_link_is_followed(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)

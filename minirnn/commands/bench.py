@@ -3,7 +3,12 @@
     python scripts/bench.py                      # book, large and long configs, one BLAS thread
     python scripts/bench.py --threads 2 --json   # two threads; one JSON object per config
     python scripts/bench.py --profile            # time per phase of the step
+
+The floor is the time of the step's matrix products alone, with the same shapes, on
+preallocated buffers; step/floor says how much the rest of the engine (the gate
+arithmetic, the loss, clipping, the update) adds. See the README's "Speed".
 """
+import argparse
 import json
 import os
 
@@ -16,13 +21,16 @@ def parse(argv, prog="bench.py"):
     from minirnn.cli import ArgumentParser
     from minirnn.bench import CONFIGS
 
-    p = ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog=prog, description=__doc__.strip(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default=None,
                    help="cpu, gpu (CuPy) or auto (default: $MINIRNN_DEVICE, else cpu)")
     p.add_argument("--threads", type=int, default=int(default_threads(TRAIN_THREADS)),
                    help=f"BLAS threads, set before NumPy loads (default {TRAIN_THREADS}, as for train, or "
                         f"$OPENBLAS_NUM_THREADS; this machine has {os.cpu_count()} cores)")
-    p.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
+    shapes = "; ".join(f"{name}: B {B}, T {T}, H {H}, V {V}" for name, (B, T, H, V) in CONFIGS.items())
+    p.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS),
+                   help=f"which shapes to time (default all): {shapes}")
     p.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="rnn", help="recurrent cell (default rnn)")
     p.add_argument("--num-layers", type=int, default=1, help="stacked layers, L (default 1)")
     p.add_argument("--embed-size", type=int, default=0, help="embedding size E; 0 means one-hot input (default 0)")
@@ -42,8 +50,10 @@ def main(argv, prog="bench.py"):
     for flag, value, low in (("--threads", args.threads, 1), ("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0)):
         if value < low:
             raise UsageError(f"{flag} must be an integer >= {low}, got {value}")
-    if args.num_layers < 1 or args.embed_size < 0 or (args.num_hiddens is not None and args.num_hiddens < 1):
-        raise UsageError("--num-layers and --num-hiddens must be >= 1, --embed-size >= 0")
+    for flag, value, low in (("--num-layers", args.num_layers, 1), ("--embed-size", args.embed_size, 0),
+                             ("--num-hiddens", args.num_hiddens, 1)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag} must be an integer >= {low}, got {value}")
     if str(args.threads) != blas_threads():
         raise UsageError(f"--threads {args.threads} was not set before NumPy loaded; "
                          f"run it as a command (minirnn bench, or python scripts/bench.py)")

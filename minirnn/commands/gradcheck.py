@@ -16,6 +16,8 @@ differences cannot resolve it (see minirnn/gradcheck.py).
 """
 import argparse
 import math
+import sys
+import time
 
 import numpy as np
 
@@ -25,7 +27,10 @@ from minirnn.config import ACTIVATIONS, CELL_NAMES, DEVICES
 from minirnn.dropout import dropout_masks
 from minirnn.errors import UsageError
 from minirnn.gradcheck import STEP, TOLERANCE, check_gradients, random_params
-from minirnn.model import model_spec
+from minirnn.model import model_spec, rnn_forward
+
+PASSES_PER_ENTRY = 6  # f at ±h, ±h/2, ±h/4 (minirnn.gradcheck.differences)
+LONG_CHECK_SECONDS = 60  # a check expected to take longer says so before it starts
 
 _DESCRIPTION = __doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[-1].strip()
 EPILOG = """exit status:
@@ -88,6 +93,7 @@ def main(argv, prog="gradcheck.py"):
     G = tuple(backend.asarray(rng.normal(0.0, a.scale, shape)) for _ in range(members))
     state, G = (state, G) if members == 2 else (state[0], G[0])
     masks = dropout_masks(model_spec(params), T, B, a.dropout, rng, params["W_hq"])
+    _warn_if_long(params, X, state, a.activation, masks, backend)
     rows = check_gradients(params, X, Y, state, dstate_T=G, activation=a.activation, h=a.step, tol=a.tol, masks=masks)
 
     model = model_spec(params).describe()
@@ -111,3 +117,18 @@ def main(argv, prog="gradcheck.py"):
         return 3
     print(f"all {len(rows)} arrays pass")
     return 0
+
+
+def _warn_if_long(params, X, state, activation, masks, backend):
+    """Every entry of every array (and of the initial state) costs PASSES_PER_ENTRY
+    forward passes: time one, and say before starting when the whole check will take long."""
+    entries = sum(int(np.prod(p.shape)) for p in params.values())
+    entries += sum(int(np.prod(s.shape)) for s in (state if isinstance(state, tuple) else (state,)))
+    start = time.perf_counter()
+    rnn_forward(params, X, state, activation=activation, masks=masks)
+    backend.synchronize()  # deliberate sync: time the pass, not its queueing
+    seconds = PASSES_PER_ENTRY * entries * (time.perf_counter() - start)
+    if seconds > LONG_CHECK_SECONDS:
+        print(f"note: {entries:,} entries to check, {PASSES_PER_ENTRY} forward passes each: about "
+              f"{seconds / 60:.0f} min at this size; a smaller --num-hiddens, --embed-size, --vocab-size or "
+              f"--batch-size checks the same code in seconds", file=sys.stderr, flush=True)

@@ -22,7 +22,7 @@ from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, StopFlag, have_matplotlib, invocation
 from minirnn.config import (ACTIVATIONS, CELL_NAMES, DEFAULT_LR, DEVICES, DTYPES, OPTIMIZERS, PRESETS, SAMPLINGS,
                             TEXT_MODES, Config, flag_name, preset)
-from minirnn.data import load_corpus
+from minirnn.data import load_corpus, preprocess
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
 from minirnn.generate import predict
 from minirnn.model import Spec
@@ -71,7 +71,7 @@ def parse(argv, prog="train.py"):
     train.add_argument("--lr-decay", type=float, metavar="GAMMA", help="multiply the learning rate by GAMMA whenever "
                                                                        f"the held-out perplexity does not improve (default {D.lr_decay:g}: off)")
     train.add_argument("--eval-every", type=int, metavar="N", help="measure the held-out perplexity every N epochs "
-                                                                   "(default: at every progress line)")
+                                                                   "(default 0: at every progress line)")
     train.add_argument("--patience", type=int, metavar="K", help="stop after K held-out measurements without "
                                                                  f"improvement (default {D.patience}: never)")
     train.add_argument("--no-detach", dest="detach", action="store_false",
@@ -90,7 +90,7 @@ def parse(argv, prog="train.py"):
     out.add_argument("--sample-temperature", type=float, metavar="TAU",
                      help="sample with temperature TAU (q ∝ p^(1/TAU)) instead of greedily (default: greedy)")
     out.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) here at the end and on Ctrl-C")
-    out.add_argument("--save-every", type=int, metavar="N", help="also write the checkpoint every N epochs")
+    out.add_argument("--save-every", type=int, metavar="N", help="also write the checkpoint every N epochs (default 0: only at the end and on Ctrl-C)")
     out.add_argument("--save-best", metavar="PATH", help="keep the model with the lowest held-out perplexity here")
     out.add_argument("--log", metavar="PATH", help="write one CSV row per epoch here")
     out.add_argument("--plot", metavar="PATH", help="draw the perplexity curve as a PNG here (needs matplotlib)")
@@ -102,6 +102,7 @@ def parse(argv, prog="train.py"):
 def main(argv, prog="train.py"):
     args = parse(argv, prog)
     args.pop("debug", None)
+    typed_prefix = args.get("sample_prefix")
     save, log, plot, resume, threads, save_best = (args.pop(k, None) for k in
                                                    ("save", "log", "plot", "resume", "threads", "save_best"))
     check_named({"--save": save, "--log": log, "--plot": plot, "--save-best": save_best, "--resume": resume,
@@ -184,6 +185,10 @@ def main(argv, prog="train.py"):
                        temperature=cfg.sample_temperature, seed=cfg.seed)
 
     sample(state.params, n=0)  # a prefix that cannot be read fails now, not after training
+    shown = preprocess(prefix, cfg.text_mode)
+    if prefix == typed_prefix and shown and shown != prefix:  # said once, as generate says it
+        print(f"note: the sample prefix {prefix!r} became {shown!r} after the '{cfg.text_mode}' preprocessing",
+              file=sys.stderr)
 
     def save_to(path, H=None):
         checkpoint.save(path, state.params, vocab, cfg, state_to_dict(state), H, outputs=outputs,
@@ -429,6 +434,9 @@ def _resume_config(saved, given):
     """The checkpoint's config; an option given now must agree with it, except a few."""
     for key, value in given.items():
         if key not in Config.RESUMABLE_CHANGES and getattr(saved, key) != value:
+            if key == "detach":  # the flag --no-detach sets detach False; a checkpoint can only have been detached
+                raise UsageError("--no-detach conflicts with the checkpoint, which was trained with detaching "
+                                 "(truncated BPTT); drop --no-detach to resume, or start a new run without --resume")
             raise UsageError(f"{flag_name(key)} {value} conflicts with the checkpoint's {_shown(key, getattr(saved, key))}; "
                              f"drop it to resume, or start a new run without --resume")
     return saved.replace(**{k: v for k, v in given.items() if k in Config.RESUMABLE_CHANGES})
