@@ -353,6 +353,7 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None, keep_cache=False):
                          f"returned (T·B rows, time-major, one column per token); got {got}")
     xp, dtype = array_module(prep["W_hq"]), prep["W_hq"].dtype
     dstates_T = split_state(as_arrays(dstate_T, xp, dtype), spec, B, what="dstate_T")
+    cache["spent"] = cell.SPENDS_CACHE and not keep_cache  # from here on, the cells may overwrite it
     grads = {}
     top = L - 1
     dHs = ws.get(f"l{top}.dHs", (T, B, H), dtype, xp)  # dL/dH_t from above, per layer
@@ -385,8 +386,6 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None, keep_cache=False):
         elif spec.embed_size:
             grads["W_emb"] = embedding_backward(dX_in, cache["emb"])
     grads["W_hq"], grads["b_q"] = dW_hq, db_q
-    if spec.cell != "rnn" and not keep_cache:
-        cache["spent"] = True
     return {k: grads[k] for k in param_shapes(spec)}, join_state(dstates_0, spec)
 
 

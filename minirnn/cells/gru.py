@@ -41,6 +41,7 @@ from .common import final_gradient, gate_major
 
 GATES = ("z", "r", "h")  # W_xz W_hz b_z, W_xr W_hr b_r, W_xh W_hh b_h
 STATES = ("H",)
+SPENDS_CACHE = True  # dA_t is written over the gates G_t (sequence_backward)
 
 
 def gru_step_forward(A_t, H_prev, W_hzr, W_hh, G_t, RH_t, H_t, tmp2):

@@ -39,6 +39,7 @@ from .common import final_gradient, gate_major, sigmoid
 
 GATES = ("i", "f", "o", "c")  # W_xi W_hi b_i, W_xf W_hf b_f, W_xo W_ho b_o, W_xc W_hc b_c
 STATES = ("H", "C")
+SPENDS_CACHE = True  # dA_t is written over the gates G_t (sequence_backward)
 
 
 def lstm_step_forward(A_t, H_prev, C_prev, W_h, G_t, H_t, C_t, tC_t, tmp4):

@@ -17,6 +17,7 @@ from .common import ACTIVATIONS, final_gradient
 
 GATES = ("h",)  # the one block of W_x*, W_h*, b_*: W_xh, W_hh, b_h
 STATES = ("H",)
+SPENDS_CACHE = False  # the backward overwrites only its input dHs
 
 
 def rnn_step_forward(Z_t, H_prev, W_hh, activation, tmp):
