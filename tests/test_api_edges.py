@@ -105,5 +105,5 @@ def test_dlogits_of_the_wrong_shape_are_named():
     logits, _, cache = rnn_forward(p, np.zeros((2, 3), int), None)  # T·B = 6 rows
     for bad, got in ((logits[:5], r"got shape \(5, 5\)"), (logits.tolist(), "got a list")):
         with pytest.raises(ValueError, match=r"dlogits must be an array of shape \(6, 5\).*" + got):
-            rnn_backward(bad, cache, keep_cache=True)
-    assert rnn_backward(logits, cache)[0]["W_hq"].shape == (2, 5)  # the checks spent nothing
+            rnn_backward(bad, cache)  # refused before any cell writes: the cache is not spent
+    assert rnn_backward(logits, cache)[0]["W_hq"].shape == (2, 5)
