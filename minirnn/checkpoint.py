@@ -8,6 +8,8 @@ Members:
     state                       epoch, position, RNG state and metrics as JSON text
     H, C                        the carried state (C for the LSTM), when saved mid-epoch
     opt.*                       the optimizer's state (Adagrad's G, Adam's m, v and t)
+    ens.*                       with --ensemble K > 1, the snapshots: ens.epochs (K,),
+                                ens.losses (K, N) and each member's weights as ens.{i}.{name}
     outputs                     where the run writes its log, plot and best model, as JSON text
                                 (optional), so that a resumed run continues them
     format                      "minirnn-checkpoint-1"
@@ -27,6 +29,7 @@ import numpy as np
 from .atomic import atomic_write
 from .config import Config
 from .data import Vocab
+from .ensemble import Snapshots
 from .errors import CheckpointError, MinirnnError, plural
 from .backend import backend_of
 from .model import likely_spec
@@ -41,20 +44,23 @@ LATER_STATE_KEYS = ("lr", "best_heldout", "best_epoch", "evals_since_best", "sto
 class Checkpoint:
     """A loaded checkpoint: params (host arrays), vocab, config, state dict, H (the
     carried state: an array, the pair (H, C) for the LSTM, or None), and outputs
-    ({"log": path, "plot": path}, either may be absent)."""
+    ({"log": path, "plot": path}, either may be absent), and snapshots (an
+    ensemble.Snapshots of host arrays, or None)."""
 
-    def __init__(self, params, vocab, config, state, H=None, outputs=None, optimizer_state=None):
+    def __init__(self, params, vocab, config, state, H=None, outputs=None, optimizer_state=None, snapshots=None):
         self.params, self.vocab, self.config, self.state, self.H = params, vocab, config, state, H
         self.outputs = outputs or {}
         self.optimizer_state = optimizer_state or {}  # the optimizer's state_dict, host arrays
+        self.snapshots = snapshots
 
 
 OUTPUTS = ("log", "plot", "save_best")
 
 
-def save(path, params, vocab, config, state=None, H=None, outputs=None, optimizer_state=None):
+def save(path, params, vocab, config, state=None, H=None, outputs=None, optimizer_state=None, snapshots=None):
     """Write a checkpoint atomically; host copies are made of device arrays.
-    optimizer_state: an optimizer's state_dict (plain arrays), saved as members opt.*."""
+    optimizer_state: an optimizer's state_dict (plain arrays), saved as members opt.*;
+    snapshots: an ensemble.Snapshots, saved as members ens.*."""
     arrays = {k: backend_of(v).to_numpy(v) for k, v in params.items()}  # deliberate host sync
     arrays["vocab"] = np.array(vocab.idx_to_token)
     arrays["config"] = np.array(json.dumps(config.to_dict()))
@@ -65,6 +71,8 @@ def save(path, params, vocab, config, state=None, H=None, outputs=None, optimize
             arrays[name] = backend_of(part).to_numpy(part)
     for k, a in (optimizer_state or {}).items():
         arrays[f"opt.{k}"] = backend_of(a).to_numpy(a) if hasattr(a, "dtype") else np.asarray(a)
+    if snapshots is not None and len(snapshots):
+        arrays.update({f"ens.{k}": a for k, a in snapshots.state_dict().items()})
     if outputs:
         arrays["outputs"] = np.array(json.dumps({k: str(v) for k, v in outputs.items() if k in OUTPUTS and v}))
     atomic_write(path, lambda f: np.savez(f, **arrays))
@@ -193,7 +201,28 @@ def _validate(arrays, path):
         raise CheckpointError(f"checkpoint {path}: the saved output paths are malformed")
     optimizer_state = {k[len("opt."):]: a for k, a in arrays.items() if k.startswith("opt.")}
     return Checkpoint(params, vocab, config, state, _carried_state(arrays, config, H, dtype, path), outputs,
-                      optimizer_state)
+                      optimizer_state, _snapshots(arrays, config, params, path))
+
+
+def _snapshots(arrays, config, params, path):
+    """The saved snapshot ensemble, checked against the model; None if there is none."""
+    saved = {k[len("ens."):]: a for k, a in arrays.items() if k.startswith("ens.")}
+    if not saved:
+        return None
+    if config.ensemble < 2:
+        raise CheckpointError(f"checkpoint {path}: it holds ensemble snapshots, but its config has no --ensemble; "
+                              f"the file is damaged, use an earlier one")
+    try:
+        snaps = Snapshots.from_state_dict(config.ensemble, saved, list(params))
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {path}: {e}; the file is damaged, use an earlier one") from None
+    for i, member in enumerate(snaps.params):
+        for k, a in member.items():
+            if a.shape != params[k].shape or a.dtype != params[k].dtype or not np.isfinite(a).all():
+                raise CheckpointError(f"checkpoint {path}: ensemble member {i}'s {k} ({a.dtype}, shape {a.shape}) "
+                                      f"does not match the model's ({params[k].dtype}, shape {params[k].shape}) or "
+                                      f"holds NaN or inf; the file is damaged, use an earlier one")
+    return snaps
 
 
 def _carried_state(arrays, config, H, dtype, path):

@@ -55,6 +55,7 @@ class Config:
     eval_every: int = 0  # held-out perplexity every N epochs; 0: at every progress line
     patience: int = 0  # stop after N held-out measurements without improvement; 0: never
     lr_decay: float = 1.0  # multiply the learning rate by this when the held-out perplexity does not improve
+    ensemble: int = 1  # >1: select and report the average prediction of the last K measured models
 
     # Options that may differ between a checkpoint and the run that resumes it.
     RESUMABLE_CHANGES = ("epochs", "device", "print_every", "save_every", "progress_seconds", "eval_every",
@@ -84,6 +85,7 @@ class Config:
             _int(name, getattr(self, name), low=1)
         for name in ("max_tokens", "seed", "save_every", "embed_size", "eval_every", "patience"):
             _int(name, getattr(self, name), low=0)
+        _int("ensemble", self.ensemble, low=1)
         _real("lr", self.lr)
         _real("clip", self.clip)
         _real("progress_seconds", self.progress_seconds)

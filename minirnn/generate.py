@@ -11,6 +11,9 @@ is one host sync per call, not one per character.
 
 `<unk>` is never generated, greedy or sampled: it is never a training target, so
 its probability is only leftover mass; its logit is set to -inf.
+
+An ensemble (a list of models, ensemble.py) predicts the average of its members'
+distributions, log((1/K) Σ_k softmax(logits_k)), each member running its own state.
 """
 import warnings
 
@@ -48,25 +51,24 @@ def encode_prefix(prefix, vocab, text_mode="letters"):
 def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="letters",
             temperature=None, seed=0):
     """Return the (preprocessed) prefix followed by num_preds generated characters.
-    Works for every model that params describe (cell, layers, embedding)."""
+    Works for every model that params describe (cell, layers, embedding); params may
+    also be a list of such models, an ensemble, on one device."""
     num_preds = int(num_preds)
     if num_preds < 0:
         raise ValueError(f"the number of characters to generate must be >= 0, got {num_preds}")
     if temperature is not None and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     ids = encode_prefix(prefix, vocab, text_mode)
-    backend = backend_of(params["W_hq"])
+    members = [params] if isinstance(params, dict) else list(params)
+    if not members:
+        raise ValueError("an ensemble needs at least one model, got an empty list")
+    backend = backend_of(members[0]["W_hq"])
     xp = backend.xp
-    spec = model_spec(params)
-    state = None
     if len(vocab) < 2:
         raise ValueError(f"the vocabulary holds only {UNK}; there is nothing to generate")
-    if len(ids) > 1:  # warm-up: run the state over all but the last prefix character
-        _, state, _ = rnn_forward(params, ids[None, :-1].astype(np.int64), None, activation=activation)
-    ws = Workspace()
-    prep = prepare(params, ws, spec)  # the weights, side by side, once for all characters
-    prep["b_q"] = params["b_q"].copy()
-    prep["b_q"][vocab.idx_to_token.index(UNK)] = -np.inf  # never generate <unk>
+    models = [_Member(p, ids, vocab, activation) for p in members]
+    if len({(m.spec.vocab_size, backend_of(m.prep["b_q"]).name) for m in models}) > 1:
+        raise ValueError("the models of an ensemble must share one vocabulary and one device")
     out = xp.empty(num_preds, dtype=np.int64)  # generated ids, kept on the device
     token = backend.asarray(ids[-1:].astype(np.int64))  # (1,)
     rng = np.random.default_rng(seed)
@@ -75,11 +77,42 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
         if temperature is not None:  # Gumbel noise for the next `count` characters, in float64
             noise = backend.asarray(rng.gumbel(size=(count, len(vocab))))
         for i in range(count):
-            logits, state, _ = forward_ids(prep, token, 1, 1, split_state(state, spec, 1), activation, ws)
-            logits = logits[0]  # (V,)
+            logits = _mixed([m.step(token) for m in models], xp)  # (V,)
             if temperature is not None:  # argmax of log p / τ + Gumbel noise samples q ∝ p^(1/τ)
                 logits = (logits - logits.max()).astype(np.float64) / temperature + noise[i]
             token = xp.argmax(logits[None, :], axis=1)  # (1,): stays on the device
             out[start + i:start + i + 1] = token
     generated = backend.to_numpy(out)  # deliberate host sync, once per call
     return vocab.decode(ids) + vocab.decode(generated)
+
+
+class _Member:
+    """One model of a generation: its prepared weights and state, warmed up on the prefix."""
+
+    def __init__(self, params, ids, vocab, activation):
+        self.spec, self.activation = model_spec(params), activation
+        self.state = None
+        if len(ids) > 1:  # warm-up: run the state over all but the last prefix character
+            _, self.state, _ = rnn_forward(params, ids[None, :-1].astype(np.int64), None, activation=activation)
+        self.ws = Workspace()
+        self.prep = prepare(params, self.ws, self.spec)  # the weights, side by side, once for all characters
+        self.prep["b_q"] = params["b_q"].copy()
+        self.prep["b_q"][vocab.idx_to_token.index(UNK)] = -np.inf  # never generate <unk>
+
+    def step(self, token):
+        """token (1,) on the device -> the next character's logits (V,)."""
+        logits, self.state, _ = forward_ids(self.prep, token, 1, 1, split_state(self.state, self.spec, 1),
+                                            self.activation, self.ws)
+        return logits[0]
+
+
+def _mixed(logits, xp):
+    """One model's logits as they are; several models' as the log of their average softmax."""
+    if len(logits) == 1:
+        return logits[0]
+    probs = 0
+    for l in logits:
+        e = xp.exp(l - l.max())  # shifted, so that every exp is at most 1
+        probs = probs + e / e.sum()
+    with np.errstate(divide="ignore"):  # <unk> has probability 0 in every member: log 0 = -inf
+        return xp.log(probs / len(logits))

@@ -40,6 +40,18 @@ def softmax_cross_entropy(logits, y, out=None):
     return loss, P
 
 
+def token_losses(logits, y):
+    """-log softmax(logits)[y] of each row, (N,) in float64, on the logits' device:
+    the per-token losses that the mean above averages (evaluation only, no gradient).
+    y as for softmax_cross_entropy."""
+    xp = array_module(logits)
+    N, V = logits.shape
+    y = xp.asarray(_check_targets(y, N, V))
+    shifted = logits.astype(np.float64)
+    shifted -= shifted.max(axis=1, keepdims=True)  # every entry <= 0, one of them 0
+    return xp.log(xp.exp(shifted).sum(axis=1)) - shifted[xp.arange(N), y]  # log Σ exp - shifted[y] >= 0
+
+
 def _check_targets(y, N, V):
     """Shape, dtype and, on the host, range of the targets (see softmax_cross_entropy)."""
     if not hasattr(y, "dtype"):

@@ -435,9 +435,12 @@ def split_state(state, spec, B, what="state"):
 
 
 def as_arrays(state, xp, dtype):
-    """A state given as nested lists (or other array-likes) -> arrays of the model's dtype."""
-    if state is None or hasattr(state, "shape"):
+    """A state given as nested lists (or other array-likes) -> arrays of the model's dtype;
+    a host array given to a GPU model is moved to the device."""
+    if state is None:
         return state
+    if hasattr(state, "shape"):
+        return state if array_module(state) is xp else xp.asarray(state)
     if isinstance(state, tuple):
         return tuple(as_arrays(part, xp, dtype) for part in state)
     try:

@@ -29,7 +29,8 @@ import numpy as np
 from .cells import CELLS
 from .data import check_fits, min_tokens, seq_random, seq_sequential
 from .errors import CheckpointError, DataError, DivergedError
-from .loss import softmax_cross_entropy
+from .ensemble import Snapshots
+from .loss import softmax_cross_entropy, token_losses
 from .model import Spec, Workspace, init_params, model_spec, param_shapes, rnn_backward, rnn_forward
 from .dropout import dropout_masks
 from .optim import CLASSES as OPTIMIZER_CLASSES, clip_grad_norm, make_optimizer, sgd
@@ -57,6 +58,8 @@ class TrainState:
     evals_since_best: held-out measurements since then (--patience)
     stopped_early  True once --patience has stopped the run
     optimizer    the optimizer (its state is saved as arrays, not in the JSON)
+    snapshots    with --ensemble K > 1, the last K measured models (ensemble.Snapshots,
+                 saved as arrays); model selection then uses their ensemble
     """
 
     params: dict
@@ -78,6 +81,7 @@ class TrainState:
     evals_since_best: int = 0
     stopped_early: bool = False
     optimizer: object = None
+    snapshots: object = None
 
 
 def new_state(cfg, vocab_size, backend):
@@ -86,7 +90,12 @@ def new_state(cfg, vocab_size, backend):
     # A seed fixes the parameters and, through this Generator, every minibatch order.
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 1]))
     return TrainState(params=params, rng_state=rng.bit_generator.state, lr=cfg.lr,
-                      optimizer=make_optimizer(cfg.optimizer, cfg.lr, params))
+                      optimizer=make_optimizer(cfg.optimizer, cfg.lr, params), snapshots=new_snapshots(cfg))
+
+
+def new_snapshots(cfg):
+    """An empty snapshot ensemble for --ensemble K > 1, else None."""
+    return Snapshots(cfg.ensemble) if cfg.ensemble > 1 else None
 
 
 def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None, optimizer=None, masks=None):
@@ -224,15 +233,25 @@ def _finish_epoch(state, mean_loss, norm):
     state.tokens = 0
 
 
-def evaluate(params, ids, cfg, backend, workspace=None):
-    """Held-out perplexity: sequential windows from offset 0, state carried, no backward."""
-    total, count, H = 0.0, 0, None
+def evaluate(params, ids, cfg, backend, workspace=None, per_token=False):
+    """Held-out perplexity: sequential windows from offset 0, state carried, no backward.
+
+    per_token: return (perplexity, losses) instead, losses (N,) float64 on the host:
+    each scored token's loss in nats, in reading order (window by window, time-major).
+    """
+    total, count, H, rows = 0.0, 0, None, []
     for X, Y in seq_sequential(ids, cfg.batch_size, cfg.num_steps, rng=None, offset=0):
         logits, H, _ = rnn_forward(params, X, H, activation=cfg.activation, workspace=workspace)
-        loss, _ = softmax_cross_entropy(logits, backend.asarray(Y.T.reshape(-1)), out=logits)
+        y = backend.asarray(Y.T.reshape(-1))
+        if per_token:
+            rows.append(token_losses(logits, y))
+        loss, _ = softmax_cross_entropy(logits, y, out=logits)
         total = total + loss.astype(np.float64) * X.size
         count += X.size
-    return perplexity(float(total) / count)  # deliberate host sync
+    ppl = perplexity(float(total) / count)  # deliberate host sync
+    if not per_token:
+        return ppl
+    return ppl, backend.to_numpy(backend.xp.concatenate(rows))  # deliberate host sync
 
 
 def memory_estimate(cfg, vocab_size, num_windows=1):
@@ -249,7 +268,8 @@ def memory_estimate(cfg, vocab_size, num_windows=1):
     window = (cfg.num_layers * rows * cfg.num_hiddens * (2 * k + 6)
               + rows * (3 * vocab_size + cfg.embed_size * 2))
     windows = 1 if cfg.detach else num_windows
-    return itemsize * (params * (4 + slots) + window * windows)
+    snapshots = cfg.ensemble if cfg.ensemble > 1 else 0  # host copies of the weights
+    return itemsize * (params * (4 + slots + snapshots) + window * windows)
 
 
 def check_corpus(corpus, cfg):
@@ -282,8 +302,9 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
     or until should_stop() (then return False).
 
     The held-out perplexity is measured every cfg.eval_every epochs (0: with every
-    progress line), every cfg.print_every epochs and at the last one; each
-    measurement counts for model selection: a new best calls on_best(state), a
+    progress line), every cfg.print_every epochs and at the last one; with
+    cfg.ensemble > 1 each measurement also keeps a snapshot, and the figure is the
+    ensemble's (ensemble.py). Each measurement counts for model selection: a new best calls on_best(state), a
     miss multiplies the learning rate by cfg.lr_decay, and cfg.patience misses in a
     row stop the run. report(line) gets a progress line every cfg.print_every
     epochs; sample(params) gives its text. on_epoch(state) runs after every
@@ -295,6 +316,8 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
     state.lr = cfg.lr if state.lr is None else state.lr
     if state.optimizer is None:  # a state built by hand: a fresh optimizer
         state.optimizer = make_optimizer(cfg.optimizer, state.lr, state.params)
+    if state.snapshots is None and cfg.ensemble > 1:  # likewise: no snapshots yet
+        state.snapshots = new_snapshots(cfg)
     workspace = Workspace()
     eval_every = cfg.eval_every or cfg.print_every
     while state.epoch < cfg.epochs and not state.stopped_early:
@@ -303,18 +326,35 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
         row = state.history[-1]
         printing = state.epoch % cfg.print_every == 0 or state.epoch == cfg.epochs
         if printing or state.epoch % eval_every == 0:
-            row["heldout_ppl"] = evaluate(state.params, corpus.heldout, cfg, backend, workspace)
-            _select(state, cfg, row["heldout_ppl"], on_best)
+            _measure(state, row, corpus.heldout, cfg, backend, workspace)
+            _select(state, cfg, selected(row), on_best)
         if printing and report is not None:
             report(progress_line(row, sample(state.params) if sample else None))
         if state.stopped_early and report is not None:
             report(f"stopping early: no held-out improvement in {cfg.patience} measurements; "
-                   f"best epoch {state.best_epoch}, held-out perplexity {state.best_heldout:.3f}")
+                   f"best epoch {state.best_epoch}, held-out perplexity {state.best_heldout:.3f}"
+                   + (" (ensemble)" if state.snapshots is not None else ""))
         if on_epoch is not None:
             on_epoch(state)
         if should_stop is not None and should_stop() and state.epoch < cfg.epochs:
             return False
     return True
+
+
+def _measure(state, row, heldout, cfg, backend, workspace):
+    """The held-out perplexity of the model (row's heldout_ppl) and, with --ensemble,
+    a new snapshot and the perplexity of the ensemble it completes (ensemble_ppl)."""
+    if state.snapshots is None:
+        row["heldout_ppl"] = evaluate(state.params, heldout, cfg, backend, workspace)
+        return
+    row["heldout_ppl"], losses = evaluate(state.params, heldout, cfg, backend, workspace, per_token=True)
+    state.snapshots.add(state.epoch, state.params, losses)
+    row["ensemble_ppl"] = state.snapshots.perplexity()
+
+
+def selected(row):
+    """The held-out figure that model selection uses: the ensemble's, when there is one."""
+    return row["ensemble_ppl"] if row.get("ensemble_ppl") is not None else row["heldout_ppl"]
 
 
 def _select(state, cfg, heldout, on_best):
@@ -353,8 +393,9 @@ def fixed(x, width, decimals=3):
 
 
 def progress_line(row, text=None):
-    line = (f"epoch {row['epoch']:4d}  ppl {fixed(row['train_ppl'], 7)}  held-out {fixed(row['heldout_ppl'], 7)}  "
-            f"{fixed(row['tokens_per_s'], 9, 1)} tokens/s  |grad| {fixed(row['grad_norm'], 6)}")
+    ensemble = f"  ensemble {fixed(row['ensemble_ppl'], 7)}" if row.get("ensemble_ppl") is not None else ""
+    line = (f"epoch {row['epoch']:4d}  ppl {fixed(row['train_ppl'], 7)}  held-out {fixed(row['heldout_ppl'], 7)}"
+            f"{ensemble}  {fixed(row['tokens_per_s'], 9, 1)} tokens/s  |grad| {fixed(row['grad_norm'], 6)}")
     return line if text is None else f"{line}  {text!r}"
 
 
@@ -364,16 +405,17 @@ def summary_line(state, device):
     return f"perplexity {ppl:.1f}, {state.total_tokens / max(state.train_time, 1e-9):.1f} tokens/sec on {device}"
 
 
-ARRAY_FIELDS = ("params", "H", "optimizer")  # saved as arrays, not in the JSON
+ARRAY_FIELDS = ("params", "H", "optimizer", "snapshots")  # saved as arrays, not in the JSON
 
 
 def state_to_dict(state):
-    """The JSON-able part of a TrainState (params, H and the optimizer's state are saved as arrays)."""
+    """The JSON-able part of a TrainState (params, H, the optimizer's state and the
+    snapshots are saved as arrays)."""
     d = dataclasses.asdict(dataclasses.replace(state, **{k: None for k in ARRAY_FIELDS}))
     for k in ARRAY_FIELDS:
         del d[k]
     return d
 
 
-def state_from_dict(d, params, H=None, optimizer=None):
-    return TrainState(params=params, H=H, optimizer=optimizer, **d)
+def state_from_dict(d, params, H=None, optimizer=None, snapshots=None):
+    return TrainState(params=params, H=H, optimizer=optimizer, snapshots=snapshots, **d)

@@ -17,7 +17,12 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 # MINIRNN_DEVICE=gpu adds the GPU to the `backend` fixture's devices. It is taken out
 # of the environment here so that everything else (library defaults, the scripts the
 # tests run) stays on the CPU, where the tests compare NumPy arrays.
-GPU_REQUESTED = os.environ.pop("MINIRNN_DEVICE", "").strip().lower() == "gpu"
+# pytest-xdist's workers start after this has run, so the request is passed on to them
+# under a name that the library does not read.
+GPU_REQUESTED = (os.environ.pop("MINIRNN_DEVICE", "").strip().lower() == "gpu"
+                 or os.environ.get("MINIRNN_TESTS_ON_GPU") == "1")
+if GPU_REQUESTED:
+    os.environ["MINIRNN_TESTS_ON_GPU"] = "1"
 
 
 def pytest_sessionstart(session):

@@ -289,11 +289,13 @@ GATED = dict(cell="lstm", num_layers=2, embed_size=6, dropout=0.3, eval_every=1,
 
 
 @pytest.mark.parametrize("model", [{}, {**GATED, "optimizer": "adam"}, {**GATED, "optimizer": "adagrad"},
-                                   {**GATED, "optimizer": "sgd"}], ids=["book", "adam", "adagrad", "sgd"])
+                                   {**GATED, "optimizer": "sgd"}, {**GATED, "optimizer": "adam", "ensemble": 3}],
+                         ids=["book", "adam", "adagrad", "sgd", "ensemble"])
 def test_interrupted_and_resumed_run_is_bit_for_bit_identical(tmp_path, model):
     """Stop mid-epoch, save (with the optimizer's state), load, resume: the parameters,
     the history and the learning rate equal an uninterrupted run's; for the book's RNN,
-    and for a 2-layer LSTM with an embedding, dropout and learning-rate decay."""
+    and for a 2-layer LSTM with an embedding, dropout and learning-rate decay (and a
+    snapshot ensemble, whose snapshots and figures must match too)."""
     backend = get_backend("cpu")
     vocab = Vocab.build(TEXT)
     corpus = Corpus(vocab.encode(TEXT * 10), vocab, max_tokens=600)
@@ -312,9 +314,9 @@ def test_interrupted_and_resumed_run_is_bit_for_bit_identical(tmp_path, model):
     assert first.batch > 0  # stopped in the middle of an epoch
     path = tmp_path / "run.npz"
     checkpoint.save(path, first.params, vocab, cfg, state_to_dict(first), first.H,
-                    optimizer_state=first.optimizer.state_dict())
+                    optimizer_state=first.optimizer.state_dict(), snapshots=first.snapshots)
     ck = checkpoint.load(path)
-    resumed = state_from_dict(ck.state, ck.params, ck.H)
+    resumed = state_from_dict(ck.state, ck.params, ck.H, snapshots=ck.snapshots)
     resumed.optimizer = make_optimizer(ck.config.optimizer, resumed.lr, resumed.params)
     resumed.optimizer.load_state_dict(ck.optimizer_state)
     assert fit(ck.config, corpus, backend, resumed)
@@ -322,6 +324,12 @@ def test_interrupted_and_resumed_run_is_bit_for_bit_identical(tmp_path, model):
         assert np.array_equal(straight.params[k], resumed.params[k]), k
     assert [r["train_ppl"] for r in straight.history] == [r["train_ppl"] for r in resumed.history]
     assert [r["lr"] for r in straight.history] == [r["lr"] for r in resumed.history]
+    assert [r.get("ensemble_ppl") for r in straight.history] == [r.get("ensemble_ppl") for r in resumed.history]
+    assert (straight.best_epoch, straight.best_heldout) == (resumed.best_epoch, resumed.best_heldout)
+    if "ensemble" in model:
+        assert straight.snapshots.epochs == resumed.snapshots.epochs == [4, 5, 6]
+        assert all(np.array_equal(a[k], b[k]) for a, b in zip(straight.snapshots.params, resumed.snapshots.params)
+                   for k in a)
 
 
 def test_ctrl_c_saves_and_resume_finishes_identically(tmp_path):

@@ -28,6 +28,9 @@ def main(argv, prog="generate.py"):
     sampling.add_argument("--alpha", type=float, default=None,
                           help="the same as --temperature 1/ALPHA: sample from p^ALPHA, as the book's exercise writes it")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling (default 0)")
+    p.add_argument("--no-ensemble", dest="ensemble", action="store_false",
+                   help="a checkpoint of a run with --ensemble K holds K models and generates with their average; "
+                        "this uses its own weights alone")
     p.add_argument("--device", choices=DEVICES, default=None,
                    help="default: the MINIRNN_DEVICE environment variable, else cpu")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -53,8 +56,12 @@ def main(argv, prog="generate.py"):
         print(f"note: the prefix {args.prefix!r} became {text!r} after the model's "
               f"'{ckpt.config.text_mode}' preprocessing", file=sys.stderr)
     backend = get_backend(args.device)
-    params = {k: backend.asarray(v) for k, v in ckpt.params.items()}
-    print(predict(args.prefix, args.num_chars, params, ckpt.vocab, activation=ckpt.config.activation,
+    model = {k: backend.asarray(v) for k, v in ckpt.params.items()}
+    if args.ensemble and ckpt.snapshots is not None:
+        print(f"generating with the ensemble of {ckpt.snapshots.describe()} (--no-ensemble: this epoch's model alone)",
+              file=sys.stderr)
+        model = [{k: backend.asarray(v) for k, v in member.items()} for member in ckpt.snapshots.params]
+    print(predict(args.prefix, args.num_chars, model, ckpt.vocab, activation=ckpt.config.activation,
                   text_mode=ckpt.config.text_mode, temperature=args.temperature, seed=args.seed))
     return 0
 

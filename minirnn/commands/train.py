@@ -74,6 +74,9 @@ def parse(argv, prog="train.py"):
                                                                    "(default 0: at every progress line)")
     train.add_argument("--patience", type=int, metavar="K", help="stop after K held-out measurements without "
                                                                  f"improvement (default {D.patience}: never)")
+    train.add_argument("--ensemble", type=int, metavar="K",
+                       help="keep the last K measured models and select and report the average of their predictions "
+                            f"(a snapshot ensemble; costs K host copies of the weights) (default {D.ensemble}: off)")
     train.add_argument("--no-detach", dest="detach", action="store_false",
                        help="backpropagate through every earlier window of the epoch (slow; sequential only)")
     train.add_argument("--seed", type=int, help=f"seed for the weights, minibatch order and dropout (default {D.seed})")
@@ -159,7 +162,7 @@ def main(argv, prog="train.py"):
         params = {k: backend.asarray(v) for k, v in ckpt.params.items()}
         H = None if ckpt.H is None else (tuple(backend.asarray(h) for h in ckpt.H) if isinstance(ckpt.H, tuple)
                                          else backend.asarray(ckpt.H))
-        state = state_from_dict(ckpt.state, params, H)
+        state = state_from_dict(ckpt.state, params, H, snapshots=ckpt.snapshots)
         state.lr = cfg.lr if state.lr is None else state.lr  # a checkpoint of minirnn 0.1 has no lr of its own
         state.optimizer = make_optimizer(cfg.optimizer, state.lr, params)
         try:
@@ -180,7 +183,7 @@ def main(argv, prog="train.py"):
     prefix = cfg.sample_prefix or (BOOK_PREFIX if cfg.data is None else default_prefix(corpus))
     cfg = cfg.replace(sample_prefix=prefix)  # saved with the model: generate's default prefix
 
-    def sample(params, prefix=prefix, n=50):
+    def sample(params, prefix=prefix, n=50):  # params: one model, or a list of them (an ensemble)
         return predict(prefix, n, params, vocab, activation=cfg.activation, text_mode=cfg.text_mode,
                        temperature=cfg.sample_temperature, seed=cfg.seed)
 
@@ -192,7 +195,7 @@ def main(argv, prog="train.py"):
 
     def save_to(path, H=None):
         checkpoint.save(path, state.params, vocab, cfg, state_to_dict(state), H, outputs=outputs,
-                        optimizer_state=state.optimizer.state_dict())
+                        optimizer_state=state.optimizer.state_dict(), snapshots=state.snapshots)
 
     def write_outputs():  # at the end, and on Ctrl-C
         if save:
@@ -242,6 +245,7 @@ def main(argv, prog="train.py"):
           f"vocab {len(vocab)}, {Spec(cfg.cell, cfg.num_layers, len(vocab), cfg.num_hiddens, cfg.embed_size).describe()}, B={cfg.batch_size} T={cfg.num_steps} H={cfg.num_hiddens}, "
           f"{cfg.optimizer} lr {state.lr:g}, clip {cfg.clip or 'off'}, {cfg.sampling}"
           + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")
+          + (f", ensemble of {cfg.ensemble}" if cfg.ensemble > 1 else "")
           + (f", {cfg.activation}" if cfg.activation != "tanh" else "") + (f", {cfg.dtype}" if cfg.dtype != "float32" else "")
           + (f", {threads} BLAS thread{'s' if threads > 1 else ''}" if threads else "")
           + (f", resuming at epoch {state.epoch + 1}" if ckpt else ""), flush=True)
@@ -275,14 +279,19 @@ def main(argv, prog="train.py"):
         return 130
     if state.best_heldout is not None:
         print(f"best held-out perplexity {state.best_heldout:.3f} at epoch {state.best_epoch}"
+              + (f", by the ensemble of the last {cfg.ensemble} measured models" if cfg.ensemble > 1 else "")
               + (f" (kept in {save_best})" if best_kept else
                  f" (not kept in {save_best}: it was found before this run wrote there)" if save_best else ""))
     if written:
         print(f"wrote {written}")
     print(summary_line(state, backend.name))
-    print(sample(state.params))
+    model = state.params
+    if state.snapshots is not None and len(state.snapshots):
+        print(f"continued by the ensemble of {state.snapshots.describe()}:")
+        model = [{k: backend.asarray(v) for k, v in member.items()} for member in state.snapshots.params]
+    print(sample(model))
     if prefix == BOOK_PREFIX:
-        print(sample(state.params, "traveller"))
+        print(sample(model, "traveller"))
     return 0
 
 
@@ -444,6 +453,8 @@ def _resume_config(saved, given):
 
 def _write_log(path, history):
     fields = ("epoch", "train_ppl", "heldout_ppl", "tokens_per_s", "grad_norm", "lr")
+    if any("ensemble_ppl" in row for row in history):
+        fields = fields[:3] + ("ensemble_ppl",) + fields[3:]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -463,6 +474,9 @@ def _write_plot(path, history):
     held = [(r["epoch"], r["heldout_ppl"]) for r in history if r["heldout_ppl"] is not None]
     if held:
         ax.plot(*zip(*held), "o-", markersize=3, label="held-out")
+    ensemble = [(r["epoch"], r["ensemble_ppl"]) for r in history if r.get("ensemble_ppl") is not None]
+    if ensemble:
+        ax.plot(*zip(*ensemble), "s-", markersize=3, label="held-out, ensemble")
     ax.set_xlabel("epoch")
     ax.set_ylabel("perplexity")
     ax.set_yscale("log")

@@ -1,0 +1,108 @@
+"""Snapshot ensembles: average the predictions of the last K models a run measured.
+
+Every held-out measurement keeps a snapshot: a host copy of the weights, and the
+loss of each held-out token under them, ℓ_k,i = -log p_k(y_i). The ensemble of
+the last K snapshots predicts the average of their distributions (a mixture, not
+an average of the weights), each member reading the text with its own state:
+
+    p(y_i) = (1/K) Σ_k p_k(y_i)
+    perplexity = exp(-(1/N) Σ_i log p(y_i)),  log p(y_i) = logsumexp_k(-ℓ_k,i) - log K
+
+Training itself never sees the ensemble: it costs host memory (one copy of the
+weights per member) and, when generating, one forward pass per member.
+Huang et al. (2017), "Snapshot Ensembles: Train 1, get M for free".
+
+Shapes: N held-out tokens, K members.
+"""
+import math
+
+import numpy as np
+
+from .backend import backend_of
+
+
+def mixture_perplexity(losses):
+    """losses (K, N): each member's per-token losses in nats. The perplexity of the
+    mixture that gives each member weight 1/K (stable: a log-sum-exp over members)."""
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.ndim != 2 or not losses.shape[0] or not losses.shape[1]:
+        raise ValueError(f"losses must have shape (K, N) with K, N >= 1, got {losses.shape}")
+    logp = -losses  # (K, N): log p_k(y_i)
+    top = logp.max(axis=0)  # (N,): the members' largest log-probability per token
+    with np.errstate(divide="ignore"):  # a token every member gives probability 0: log 0 = -inf
+        mixed = top + np.log(np.exp(logp - top).mean(axis=0))  # (N,): log (1/K) Σ_k p_k(y_i)
+    mean = -float(mixed.mean())
+    return math.exp(mean) if mean < 709 else math.inf
+
+
+class Snapshots:
+    """The last `size` measured models, oldest first.
+
+    epochs  [int]            the epoch after which each was measured
+    params  [{name: array}]  host copies of its weights
+    losses  [(N,) float64]   its held-out per-token losses
+    """
+
+    def __init__(self, size):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"an ensemble needs size >= 1, got {size!r}")
+        self.size = size
+        self.epochs, self.params, self.losses = [], [], []
+
+    def __len__(self):
+        return len(self.epochs)
+
+    def add(self, epoch, params, losses):
+        """Keep a host copy of params and their losses; the oldest snapshot goes when full."""
+        losses = np.asarray(losses, dtype=np.float64)
+        if self.losses and losses.shape != self.losses[0].shape:
+            raise ValueError(f"losses of shape {losses.shape} do not match the earlier snapshots' "
+                             f"{self.losses[0].shape}: they must score the same held-out tokens")
+        self.epochs.append(int(epoch))
+        self.params.append({k: backend_of(v).to_numpy(v).copy() for k, v in params.items()})  # deliberate host sync
+        self.losses.append(losses)
+        if len(self.epochs) > self.size:
+            del self.epochs[0], self.params[0], self.losses[0]
+
+    def perplexity(self):
+        """The held-out perplexity of the ensemble of all snapshots kept."""
+        return mixture_perplexity(np.stack(self.losses))
+
+    def describe(self):
+        """'the last 3 models (epochs 4 to 6)' ."""
+        k = len(self)
+        if k == 1:
+            return f"the model of epoch {self.epochs[0]}"
+        return f"the last {k} models (epochs {self.epochs[0]} to {self.epochs[-1]})"
+
+    def state_dict(self):
+        """Plain arrays: epochs (K,), losses (K, N), and each member's weights as 'i.name'."""
+        d = {"epochs": np.array(self.epochs, dtype=np.int64), "losses": np.stack(self.losses)}
+        for i, p in enumerate(self.params):
+            d.update({f"{i}.{k}": v for k, v in p.items()})
+        return d
+
+    @classmethod
+    def from_state_dict(cls, size, d, names):
+        """Rebuild from state_dict(); names: the weights each member must hold. A
+        ValueError says what does not fit."""
+        epochs, losses = d.get("epochs"), d.get("losses")
+        if epochs is None or losses is None or epochs.ndim != 1 or losses.ndim != 2 or len(epochs) != len(losses):
+            raise ValueError("its ensemble's epochs and losses are missing or do not match")
+        if not 1 <= len(epochs) <= size or epochs.dtype.kind not in "iu" or losses.dtype != np.float64:
+            raise ValueError(f"its ensemble holds {len(epochs)} snapshots of types {epochs.dtype}, {losses.dtype}; "
+                             f"expected 1 to {size}, integer epochs and float64 losses")
+        if np.isnan(losses).any() or (losses < 0).any():
+            raise ValueError("its ensemble's held-out losses are not all numbers >= 0")
+        members = [{k: d.get(f"{i}.{k}") for k in names} for i in range(len(epochs))]
+        missing = [f"{i}.{k}" for i, p in enumerate(members) for k, v in p.items() if v is None]
+        extra = sorted(set(d) - {"epochs", "losses"} - {f"{i}.{k}" for i in range(len(epochs)) for k in names})
+        if missing or extra:
+            raise ValueError(f"its ensemble's weights do not match the model: "
+                             + ", ".join(filter(None, (missing and f"missing {', '.join(missing[:4])}",
+                                                       extra and f"unexpected {', '.join(extra[:4])}"))))
+        snaps = cls(size)
+        snaps.epochs = [int(e) for e in epochs]
+        snaps.params = members
+        snaps.losses = list(losses)
+        return snaps

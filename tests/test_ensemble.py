@@ -1,0 +1,213 @@
+"""Snapshot ensembles (--ensemble K): the mixture's perplexity, the ring of snapshots,
+selection on the ensemble, checkpoints, and generation from several models. Resume
+with an ensemble: test_robustness.py::test_interrupted_and_resumed_run_is_bit_for_bit_identical."""
+import csv
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from minirnn import checkpoint
+from minirnn.backend import get_backend
+from minirnn.config import Config
+from minirnn.data import Corpus, Vocab
+from minirnn.ensemble import Snapshots, mixture_perplexity
+from minirnn.errors import CheckpointError, UsageError
+from minirnn.generate import predict
+from minirnn.loss import softmax_cross_entropy, token_losses
+from minirnn.model import init_params, rnn_forward
+from minirnn.train import evaluate, fit, new_state, state_to_dict
+
+from helpers import run_script
+
+TEXT = "the time traveller for so it will be convenient to speak of him was expounding a recondite matter to us "
+CPU = get_backend("cpu")
+
+
+@given(K=st.integers(1, 6), N=st.integers(1, 40), seed=st.integers(0, 2**32 - 1))
+def test_mixture_perplexity_is_that_of_the_averaged_probabilities(K, N, seed):
+    """exp(-mean_i log((1/K) Σ_k p_k,i)), computed here the plain way, on drawn probabilities."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(1e-3, 1, size=(K, N))
+    plain = math.exp(-np.mean(np.log(p.mean(axis=0))))
+    assert mixture_perplexity(-np.log(p)) == pytest.approx(plain, rel=1e-12)
+    if K == 1:  # one model: its own perplexity
+        assert mixture_perplexity(-np.log(p)) == pytest.approx(math.exp(-np.log(p).mean()), rel=1e-12)
+
+
+def test_mixture_perplexity_is_stable_and_never_worse_than_its_members_mean():
+    # Losses of 1000 nats: exp(-1000) underflows, the log-sum-exp does not.
+    assert mixture_perplexity(np.full((3, 5), 1000.0)) == math.inf  # e^1000 is past float range
+    assert mixture_perplexity(np.full((3, 5), 700.0)) == pytest.approx(math.exp(700.0), rel=1e-9)
+    assert mixture_perplexity([[800.0, 1.0], [1.0, 800.0]]) == pytest.approx(math.exp(1 + math.log(2)), rel=1e-12)
+    rng = np.random.default_rng(0)
+    losses = rng.uniform(0, 5, size=(4, 100))
+    # Jensen: the mixture's log-loss is at most the members' mean log-loss.
+    assert math.log(mixture_perplexity(losses)) <= losses.mean() + 1e-12
+    with pytest.raises(ValueError, match="shape"):
+        mixture_perplexity(np.zeros(5))
+
+
+def test_snapshots_keep_the_last_k_as_copies():
+    snaps = Snapshots(2)
+    params = {"W": np.zeros(3)}
+    for epoch in (1, 2, 3):
+        params["W"][:] = epoch
+        snaps.add(epoch, params, np.full(4, float(epoch)))
+    params["W"][:] = 99  # training goes on in place; the snapshots keep their own copies
+    assert snaps.epochs == [2, 3] and [p["W"][0] for p in snaps.params] == [2, 3]
+    assert snaps.perplexity() == pytest.approx(mixture_perplexity([[2.0] * 4, [3.0] * 4]))
+    assert snaps.describe() == "the last 2 models (epochs 2 to 3)"
+    back = Snapshots.from_state_dict(2, snaps.state_dict(), ["W"])
+    assert back.epochs == snaps.epochs and all(np.array_equal(a["W"], b["W"]) for a, b in zip(back.params, snaps.params))
+    with pytest.raises(ValueError, match="same held-out tokens"):
+        snaps.add(4, params, np.zeros(5))
+    with pytest.raises(ValueError, match="size >= 1"):
+        Snapshots(0)
+
+
+def test_token_losses_and_per_token_evaluation_agree_with_the_mean():
+    rng = np.random.default_rng(3)
+    logits, y = rng.normal(size=(12, 7)) * 20, rng.integers(0, 7, size=12)
+    loss, _ = softmax_cross_entropy(logits.copy(), y)
+    rows = token_losses(logits, y)
+    assert rows.shape == (12,) and (rows >= 0).all() and rows.mean() == pytest.approx(float(loss), rel=1e-12)
+    logp = logits - logits.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    assert np.allclose(rows, -logp[np.arange(12), y], rtol=1e-12)
+
+    vocab = Vocab.build(TEXT)
+    ids = vocab.encode(TEXT * 3)
+    params = init_params(len(vocab), 8, cell="gru", seed=1, dtype="float64")
+    cfg = Config(batch_size=3, num_steps=5, cell="gru", num_hiddens=8, dtype="float64")
+    ppl, losses = evaluate(params, ids, cfg, CPU, per_token=True)
+    assert ppl == evaluate(params, ids, cfg, CPU)  # the figure itself is unchanged
+    assert len(losses) == (len(ids) - 1) // 15 * 15 and math.exp(losses.mean()) == pytest.approx(ppl, rel=1e-12)
+
+
+def _corpus():
+    vocab = Vocab.build(TEXT)
+    return vocab, Corpus(vocab.encode(TEXT * 10), vocab, max_tokens=600)
+
+
+def test_training_selects_on_the_ensemble_of_the_last_k_measured_models(tmp_path):
+    vocab, corpus = _corpus()
+    cfg = Config(batch_size=4, num_steps=10, num_hiddens=16, cell="lstm", epochs=5, print_every=1, seed=2,
+                 optimizer="adam", lr=0.01, ensemble=3, dtype="float64")
+    state = new_state(cfg, len(vocab), CPU)
+    assert fit(cfg, corpus, CPU, state)
+    snaps = state.snapshots
+    assert snaps.epochs == [3, 4, 5] and np.array_equal(snaps.params[-1]["W_hq"], state.params["W_hq"])
+    # The last row's figure, recomputed: each member evaluated again, probabilities averaged by hand.
+    p = np.stack([np.exp(-evaluate(member, corpus.heldout, cfg, CPU, per_token=True)[1]) for member in snaps.params])
+    last = state.history[-1]
+    assert last["ensemble_ppl"] == pytest.approx(math.exp(-np.log(p.mean(axis=0)).mean()), rel=1e-12)
+    assert last["heldout_ppl"] == pytest.approx(math.exp(-np.log(p[-1]).mean()), rel=1e-12)
+    figures = [row["ensemble_ppl"] for row in state.history]
+    assert state.best_heldout == min(figures) and state.best_epoch == 1 + figures.index(min(figures))
+    assert figures[0] == state.history[0]["heldout_ppl"]  # one snapshot: the model itself
+
+    path = tmp_path / "run.npz"
+    checkpoint.save(path, state.params, vocab, cfg, state_to_dict(state), snapshots=state.snapshots)
+    back = checkpoint.load(path).snapshots
+    assert back.epochs == snaps.epochs and np.array_equal(np.stack(back.losses), np.stack(snaps.losses))
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(back.params, snaps.params) for k in a)
+
+
+def test_without_ensemble_nothing_changes():
+    vocab, corpus = _corpus()
+    cfg = Config(batch_size=4, num_steps=10, num_hiddens=16, epochs=2, print_every=1)
+    state = new_state(cfg, len(vocab), CPU)
+    fit(cfg, corpus, CPU, state)
+    assert state.snapshots is None and all("ensemble_ppl" not in row for row in state.history)
+
+
+def _saved_ensemble(tmp_path, **change):
+    vocab = Vocab.build(TEXT)
+    cfg = change.pop("config", Config(num_hiddens=6, ensemble=2))
+    params = init_params(len(vocab), 6, seed=0)
+    snaps = Snapshots(2)
+    for epoch in (1, 2):
+        snaps.add(epoch, params, np.ones(10))
+    d = snaps.state_dict()
+    d.update(change)
+    real = Snapshots.state_dict
+    try:
+        Snapshots.state_dict = lambda self: d
+        checkpoint.save(tmp_path / "m.npz", params, vocab, cfg, {}, snapshots=snaps)
+    finally:
+        Snapshots.state_dict = real
+    return tmp_path / "m.npz"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"1.W_hh": np.zeros((6, 5), np.float32)}, "member 1's W_hh"),
+    ({"0.W_hq": np.full((6, 28), np.nan, np.float32)}, "NaN"),
+    ({"epochs": np.array([1, 2, 3])}, "do not match"),
+    ({"losses": -np.ones((2, 10))}, ">= 0"),
+    ({"2.W_hh": np.zeros((6, 6), np.float32)}, "unexpected 2.W_hh"),
+    ({"config": Config(num_hiddens=6)}, "no --ensemble"),
+], ids=["shape", "nan", "count", "negative", "extra", "no-ensemble"])
+def test_a_damaged_ensemble_is_named(tmp_path, change, message):
+    path = _saved_ensemble(tmp_path, **change)
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.load(path)
+
+
+def test_generation_averages_the_members_distributions():
+    vocab = Vocab.build(TEXT)
+    a = init_params(len(vocab), 8, cell="gru", seed=1, dtype="float64")
+    b = init_params(len(vocab), 8, cell="gru", seed=2, dtype="float64")
+    for p, scale in ((a, 3), (b, 2)):  # sharper than at initialisation, so the two disagree
+        for k in p:
+            p[k] *= scale
+    prefix = "time traveller"
+    # Both alone, and the one-member list, are the model itself.
+    assert predict(prefix, 20, [a], vocab) == predict(prefix, 20, a, vocab)
+    # Two copies of one model are that model (the same distribution), greedy and sampled.
+    assert predict(prefix, 20, [a, a], vocab) == predict(prefix, 20, a, vocab)
+    assert predict(prefix, 20, [a, a], vocab, temperature=0.7, seed=4) == predict(prefix, 20, a, vocab, temperature=0.7, seed=4)
+    # The next character, by hand: the argmax of the average of the two softmaxes after the prefix.
+    ids = vocab.encode(prefix)[None, :]
+    probs = 0
+    for p in (a, b):
+        logits, _, _ = rnn_forward(p, ids, None)
+        last = logits[-1] - logits[-1].max()
+        last[vocab.idx_to_token.index("<unk>")] = -np.inf
+        probs = probs + np.exp(last) / np.exp(last).sum()
+    assert predict(prefix, 1, [a, b], vocab)[-1] == vocab.idx_to_token[int(np.argmax(probs))]
+    assert {predict(prefix, 1, m, vocab)[-1] for m in (a, b)} != {vocab.idx_to_token[int(np.argmax(probs))]}
+    with pytest.raises(ValueError, match="at least one model"):
+        predict(prefix, 1, [], vocab)
+
+
+def test_ensemble_option_through_the_scripts(tmp_path):
+    ckpt, best, log = tmp_path / "m.npz", tmp_path / "best.npz", tmp_path / "log.csv"
+    r = run_script("train.py", "--cell", "gru", "--num-hiddens", "16", "--max-tokens", "2000", "--batch-size", "8",
+                   "--num-steps", "10", "--epochs", "4", "--print-every", "1", "--optimizer", "adam",
+                   "--ensemble", "3", "--save", ckpt, "--save-best", best, "--log", log)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(log.open()))
+    assert list(rows[0]) == ["epoch", "train_ppl", "heldout_ppl", "ensemble_ppl", "tokens_per_s", "grad_norm", "lr"]
+    figures = [float(row["ensemble_ppl"]) for row in rows]
+    i = int(np.argmin(figures))
+    assert f"best held-out perplexity {figures[i]:.3f} at epoch {i + 1}, by the ensemble of the last 3" in r.stdout
+    assert "ensemble of 3" in r.stdout.splitlines()[0] and "  ensemble " in r.stdout
+    assert "continued by the ensemble of the last 3 models (epochs 2 to 4):" in r.stdout
+    assert checkpoint.load(best).snapshots.epochs == list(range(max(1, i - 1), i + 2))
+    g = run_script("generate.py", "--checkpoint", ckpt, "-n", "50")
+    assert g.returncode == 0 and "the ensemble of the last 3 models (epochs 2 to 4)" in g.stderr
+    assert g.stdout.splitlines() == [r.stdout.splitlines()[-2]]  # train's closing sample was the ensemble's
+    alone = run_script("generate.py", "--checkpoint", ckpt, "-n", "30", "--no-ensemble")
+    assert alone.returncode == 0 and "ensemble" not in alone.stderr
+    resumed = run_script("train.py", "--resume", ckpt, "--ensemble", "2")
+    assert resumed.returncode == 2 and "--ensemble 2 conflicts with the checkpoint's 3" in resumed.stderr
+
+
+def test_bad_ensemble_sizes():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(UsageError, match="--ensemble must be an integer >= 1"):
+            Config.from_dict({"ensemble": bad})
+    r = run_script("train.py", "--ensemble", "0")
+    assert r.returncode == 2 and "--ensemble must be an integer >= 1, got 0" in r.stderr
