@@ -211,3 +211,14 @@ def test_bad_ensemble_sizes():
             Config.from_dict({"ensemble": bad})
     r = run_script("train.py", "--ensemble", "0")
     assert r.returncode == 2 and "--ensemble must be an integer >= 1, got 0" in r.stderr
+
+
+def test_memory_estimate_counts_one_copy_of_the_weights_per_snapshot():
+    from minirnn.model import Spec, param_shapes
+    from minirnn.train import memory_estimate
+
+    base = Config(cell="lstm", num_hiddens=32, epochs=50)
+    weights = 4 * sum(int(np.prod(s)) for s in param_shapes(Spec("lstm", 1, 28, 32, 0)).values())
+    assert memory_estimate(base.replace(ensemble=10), 28) - memory_estimate(base, 28) == 10 * weights
+    # No more snapshots than measured epochs: a K past --epochs costs what --epochs does.
+    assert memory_estimate(base.replace(ensemble=10**6), 28) == memory_estimate(base.replace(ensemble=50), 28)

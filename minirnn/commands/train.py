@@ -355,7 +355,9 @@ def _check_memory(cfg, corpus, backend):
     need = memory_estimate(cfg, len(corpus.vocab), windows)
     if need > available:
         raise MinirnnError(f"out of memory: this run needs about {need / 2**30:.3g} GB, more than the "
-                           f"{available / 2**30:.3g} GB available; {SMALLER}")
+                           f"{available / 2**30:.3g} GB available; "
+                           + ("a smaller --ensemble (each snapshot is a copy of the weights), or " if cfg.ensemble > 1
+                              else "") + SMALLER)
 
 
 def _available_memory():
