@@ -97,10 +97,10 @@ class Snapshots:
         members = [{k: d.get(f"{i}.{k}") for k in names} for i in range(len(epochs))]
         missing = [f"{i}.{k}" for i, p in enumerate(members) for k, v in p.items() if v is None]
         extra = sorted(set(d) - {"epochs", "losses"} - {f"{i}.{k}" for i in range(len(epochs)) for k in names})
-        if missing or extra:
-            raise ValueError(f"its ensemble's weights do not match the model: "
-                             + ", ".join(filter(None, (missing and f"missing {', '.join(missing[:4])}",
-                                                       extra and f"unexpected {', '.join(extra[:4])}"))))
+        if missing:
+            raise ValueError(f"its ensemble lacks weights of the model: {', '.join(missing[:4])}")
+        if extra:
+            raise ValueError(f"its ensemble holds weights the model does not have: unexpected {', '.join(extra[:4])}")
         snaps = cls(size)
         snaps.epochs = [int(e) for e in epochs]
         snaps.params = members

@@ -132,6 +132,7 @@ def _saved_ensemble(tmp_path, **change):
         snaps.add(epoch, params, np.ones(10))
     d = snaps.state_dict()
     d.update(change)
+    d = {k: v for k, v in d.items() if v is not None}  # None: leave the member out
     real = Snapshots.state_dict
     try:
         Snapshots.state_dict = lambda self: d
@@ -147,8 +148,9 @@ def _saved_ensemble(tmp_path, **change):
     ({"epochs": np.array([1, 2, 3])}, "do not match"),
     ({"losses": -np.ones((2, 10))}, ">= 0"),
     ({"2.W_hh": np.zeros((6, 6), np.float32)}, "unexpected 2.W_hh"),
+    ({"1.b_q": None}, "lacks weights of the model: 1.b_q"),
     ({"config": Config(num_hiddens=6)}, "no --ensemble"),
-], ids=["shape", "nan", "count", "negative", "extra", "no-ensemble"])
+], ids=["shape", "nan", "count", "negative", "extra", "missing", "no-ensemble"])
 def test_a_damaged_ensemble_is_named(tmp_path, change, message):
     path = _saved_ensemble(tmp_path, **change)
     with pytest.raises(CheckpointError, match=message):
