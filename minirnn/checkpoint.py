@@ -104,7 +104,8 @@ def _read_npz(path):
         raise CheckpointError(f"checkpoint {path}: cannot be read ({e.strerror})") from None
     if not zipfile.is_zipfile(io.BytesIO(raw)):
         if raw.startswith(b"PK\x03\x04"):
-            raise CheckpointError(f"checkpoint {path}: truncated or corrupted (its zip directory is unreadable)")
+            raise CheckpointError(f"checkpoint {path}: truncated or corrupted (its zip directory is unreadable); "
+                                  f"use an earlier checkpoint, or the one --save-best kept")
         raise CheckpointError(f"checkpoint {path}: not an .npz file (no zip archive); was it written by --save?")
     arrays = {}
     with zipfile.ZipFile(io.BytesIO(raw)) as z:
@@ -208,6 +209,10 @@ def _snapshots(arrays, config, params, path):
     """The saved snapshot ensemble, checked against the model; None if there is none."""
     saved = {k[len("ens."):]: a for k, a in arrays.items() if k.startswith("ens.")}
     if not saved:
+        state = json.loads(_text(arrays, "state", path))
+        if config.ensemble > 1 and state.get("best_heldout") is not None:  # it measured, so it kept snapshots
+            raise CheckpointError(f"checkpoint {path}: its run keeps an ensemble (--ensemble {config.ensemble}) but the "
+                                  f"file holds no snapshots; the file is damaged, use an earlier one")
         return None
     if config.ensemble < 2:
         raise CheckpointError(f"checkpoint {path}: it holds ensemble snapshots, but its config has no --ensemble; "

@@ -15,6 +15,7 @@ Huang et al. (2017), "Snapshot Ensembles: Train 1, get M for free".
 Shapes: N held-out tokens, K members.
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -24,13 +25,20 @@ from .backend import backend_of
 def mixture_perplexity(losses):
     """losses (K, N): each member's per-token losses in nats. The perplexity of the
     mixture that gives each member weight 1/K (stable: a log-sum-exp over members)."""
-    losses = np.asarray(losses, dtype=np.float64)
+    try:
+        losses = np.asarray(losses, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("losses must be a (K, N) array of numbers: K members' losses of the same N tokens") from None
     if losses.ndim != 2 or not losses.shape[0] or not losses.shape[1]:
         raise ValueError(f"losses must have shape (K, N) with K, N >= 1, got {losses.shape}")
+    if np.isnan(losses).any() or (losses < 0).any():
+        raise ValueError("losses must be numbers >= 0 (-log p, in nats; not the probabilities themselves), "
+                         "got NaN or a negative value")
+    if np.isinf(losses).all(axis=0).any():  # a token that every member gives probability 0
+        return math.inf
     logp = -losses  # (K, N): log p_k(y_i)
     top = logp.max(axis=0)  # (N,): the members' largest log-probability per token
-    with np.errstate(divide="ignore"):  # a token every member gives probability 0: log 0 = -inf
-        mixed = top + np.log(np.exp(logp - top).mean(axis=0))  # (N,): log (1/K) Σ_k p_k(y_i)
+    mixed = top + np.log(np.exp(logp - top).mean(axis=0))  # (N,): log (1/K) Σ_k p_k(y_i)
     mean = -float(mixed.mean())
     return math.exp(mean) if mean < 709 else math.inf
 
@@ -44,9 +52,9 @@ class Snapshots:
     """
 
     def __init__(self, size):
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"an ensemble needs size >= 1, got {size!r}")
-        self.size = size
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise ValueError(f"an ensemble's size must be an integer >= 1, got {size!r}")
+        self.size = int(size)
         self.epochs, self.params, self.losses = [], [], []
 
     def __len__(self):
@@ -54,7 +62,11 @@ class Snapshots:
 
     def add(self, epoch, params, losses):
         """Keep a host copy of params and their losses; the oldest snapshot goes when full."""
+        if not isinstance(params, dict):
+            raise TypeError(f"params must be one model's dict of weights, got {type(params).__name__}")
         losses = np.asarray(losses, dtype=np.float64)
+        if losses.ndim != 1:
+            raise ValueError(f"losses must be one loss per held-out token, shape (N,), got {losses.shape}")
         if self.losses and losses.shape != self.losses[0].shape:
             raise ValueError(f"losses of shape {losses.shape} do not match the earlier snapshots' "
                              f"{self.losses[0].shape}: they must score the same held-out tokens")
@@ -66,17 +78,23 @@ class Snapshots:
 
     def perplexity(self):
         """The held-out perplexity of the ensemble of all snapshots kept."""
+        self._check_not_empty()
         return mixture_perplexity(np.stack(self.losses))
 
     def describe(self):
-        """'the last 3 models (epochs 4 to 6)' ."""
-        k = len(self)
-        if k == 1:
-            return f"the model of epoch {self.epochs[0]}"
-        return f"the last {k} models (epochs {self.epochs[0]} to {self.epochs[-1]})"
+        """'3 models (epochs 4 to 6)', '1 model (epoch 2)'."""
+        self._check_not_empty()
+        if len(self) == 1:
+            return f"1 model (epoch {self.epochs[0]})"
+        return f"{len(self)} models (epochs {self.epochs[0]} to {self.epochs[-1]})"
+
+    def _check_not_empty(self):
+        if not self.epochs:
+            raise ValueError("the ensemble is empty: add() a measured model first")
 
     def state_dict(self):
         """Plain arrays: epochs (K,), losses (K, N), and each member's weights as 'i.name'."""
+        self._check_not_empty()
         d = {"epochs": np.array(self.epochs, dtype=np.int64), "losses": np.stack(self.losses)}
         for i, p in enumerate(self.params):
             d.update({f"{i}.{k}": v for k, v in p.items()})
@@ -92,8 +110,10 @@ class Snapshots:
         if not 1 <= len(epochs) <= size or epochs.dtype.kind not in "iu" or losses.dtype != np.float64:
             raise ValueError(f"its ensemble holds {len(epochs)} snapshots of types {epochs.dtype}, {losses.dtype}; "
                              f"expected 1 to {size}, integer epochs and float64 losses")
-        if np.isnan(losses).any() or (losses < 0).any():
-            raise ValueError("its ensemble's held-out losses are not all numbers >= 0")
+        if not np.isfinite(losses).all() or (losses < 0).any():
+            raise ValueError("its ensemble's held-out losses are not all finite numbers >= 0")
+        if (np.diff(epochs) <= 0).any() or epochs[0] < 1:
+            raise ValueError(f"its ensemble's epochs {epochs.tolist()} are not increasing from 1 or later")
         members = [{k: d.get(f"{i}.{k}") for k in names} for i in range(len(epochs))]
         missing = [f"{i}.{k}" for i, p in enumerate(members) for k, v in p.items() if v is None]
         extra = sorted(set(d) - {"epochs", "losses"} - {f"{i}.{k}" for i in range(len(epochs)) for k in names})

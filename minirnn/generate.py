@@ -21,6 +21,7 @@ import numpy as np
 
 from .backend import backend_of
 from .data import UNK, preprocess
+from .ensemble import Snapshots
 from .errors import UsageError
 from .model import Workspace, forward_ids, model_spec, prepare, rnn_forward, split_state
 
@@ -59,7 +60,10 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
     if temperature is not None and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     ids = encode_prefix(prefix, vocab, text_mode)
-    members = [params] if isinstance(params, dict) else list(params)
+    members = params.params if isinstance(params, Snapshots) else [params] if isinstance(params, dict) else params
+    if not isinstance(members, (list, tuple)) or not all(isinstance(m, dict) for m in members):
+        raise TypeError(f"params must be one model (a dict of weights), a list of them or a Snapshots, "
+                        f"got {type(params).__name__}")
     if not members:
         raise ValueError("an ensemble needs at least one model, got an empty list")
     backend = backend_of(members[0]["W_hq"])

@@ -240,6 +240,10 @@ def evaluate(params, ids, cfg, backend, workspace=None, per_token=False):
     each scored token's loss in nats, in reading order (window by window, time-major).
     """
     total, count, H, rows = 0.0, 0, None, []
+    if len(ids) < min_tokens(cfg.batch_size, cfg.num_steps):
+        raise ValueError(f"{len(ids)} tokens are too few to evaluate: one window of B={cfg.batch_size} streams × "
+                         f"T={cfg.num_steps} steps needs {min_tokens(cfg.batch_size, cfg.num_steps)}; "
+                         f"give more text, or a smaller batch_size or num_steps")
     for X, Y in seq_sequential(ids, cfg.batch_size, cfg.num_steps, rng=None, offset=0):
         logits, H, _ = rnn_forward(params, X, H, activation=cfg.activation, workspace=workspace)
         y = backend.asarray(Y.T.reshape(-1))
@@ -312,6 +316,7 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
     """
     check_same_text(corpus, state)
     check_corpus(corpus, cfg)
+    _check_snapshots(state, corpus.heldout, cfg)
     state.corpus_sha1 = corpus_fingerprint(corpus)
     state.lr = cfg.lr if state.lr is None else state.lr
     if state.optimizer is None:  # a state built by hand: a fresh optimizer
@@ -350,6 +355,21 @@ def _measure(state, row, heldout, cfg, backend, workspace):
     row["heldout_ppl"], losses = evaluate(state.params, heldout, cfg, backend, workspace, per_token=True)
     state.snapshots.add(state.epoch, state.params, losses)
     row["ensemble_ppl"] = state.snapshots.perplexity()
+
+
+def scored_tokens(ids, cfg):
+    """How many tokens evaluate() scores in ids: whole windows of B streams × T steps."""
+    return sum(X.size for X, _ in seq_sequential(ids, cfg.batch_size, cfg.num_steps, rng=None, offset=0))
+
+
+def _check_snapshots(state, heldout, cfg):
+    """Saved snapshots must score the tokens this run scores (a damaged checkpoint may not)."""
+    if state.snapshots is not None and len(state.snapshots):
+        saved, scored = len(state.snapshots.losses[0]), scored_tokens(heldout, cfg)
+        if saved != scored:
+            raise CheckpointError(f"the ensemble's snapshots scored {saved} held-out tokens, but this run scores "
+                                  f"{scored}: the checkpoint is damaged; use an earlier one, or start a new run "
+                                  f"without --resume")
 
 
 def selected(row):

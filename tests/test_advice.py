@@ -135,6 +135,14 @@ def test_max_tokens_beyond_the_text_is_said(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "--max-tokens 999999999 is not below the text's 170580 tokens" in r.stderr
     assert "153522 tokens (held out: 17058)" in r.stdout
+    short = tmp_path / "short.txt"  # the default --max-tokens 10000, on a text of fewer tokens, said once
+    short.write_text("the time machine is a story by wells " * 100)
+    args = ["--data", short, "--epochs", 1, "--num-hiddens", 8, "--batch-size", 4, "--num-steps", 8,
+            "--save", tmp_path / "s.npz"]
+    r = run_script("train.py", *args)
+    assert r.returncode == 0 and "the default --max-tokens 10000 is not below the text's 3699 tokens" in r.stderr
+    r = run_script("train.py", "--resume", tmp_path / "s.npz", "--epochs", 2)
+    assert r.returncode == 0 and "max-tokens" not in r.stderr
 
 
 def test_resume_on_a_replaced_text_names_the_change(tmp_path):

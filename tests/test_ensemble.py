@@ -45,8 +45,15 @@ def test_mixture_perplexity_is_stable_and_never_worse_than_its_members_mean():
     losses = rng.uniform(0, 5, size=(4, 100))
     # Jensen: the mixture's log-loss is at most the members' mean log-loss.
     assert math.log(mixture_perplexity(losses)) <= losses.mean() + 1e-12
+    assert mixture_perplexity([[math.inf, 1.0], [math.inf, 2.0]]) == math.inf  # a token no member can produce
+    assert mixture_perplexity([[math.inf, 1.0], [0.0, 1.0]]) == pytest.approx(math.exp((math.log(2) + 1) / 2))
     with pytest.raises(ValueError, match="shape"):
         mixture_perplexity(np.zeros(5))
+    for bad in ([[-1.0, 2.0]], [[math.nan, 1.0]]):
+        with pytest.raises(ValueError, match="not the probabilities themselves"):
+            mixture_perplexity(bad)
+    with pytest.raises(ValueError, match="array of numbers"):
+        mixture_perplexity([[1.0, 2.0], [3.0]])
 
 
 def test_snapshots_keep_the_last_k_as_copies():
@@ -58,13 +65,23 @@ def test_snapshots_keep_the_last_k_as_copies():
     params["W"][:] = 99  # training goes on in place; the snapshots keep their own copies
     assert snaps.epochs == [2, 3] and [p["W"][0] for p in snaps.params] == [2, 3]
     assert snaps.perplexity() == pytest.approx(mixture_perplexity([[2.0] * 4, [3.0] * 4]))
-    assert snaps.describe() == "the last 2 models (epochs 2 to 3)"
+    assert snaps.describe() == "2 models (epochs 2 to 3)"
     back = Snapshots.from_state_dict(2, snaps.state_dict(), ["W"])
     assert back.epochs == snaps.epochs and all(np.array_equal(a["W"], b["W"]) for a, b in zip(back.params, snaps.params))
     with pytest.raises(ValueError, match="same held-out tokens"):
         snaps.add(4, params, np.zeros(5))
-    with pytest.raises(ValueError, match="size >= 1"):
-        Snapshots(0)
+    for bad in (0, 2.0, "3", True):
+        with pytest.raises(ValueError, match="an integer >= 1"):
+            Snapshots(bad)
+    assert Snapshots(np.int64(3)).size == 3
+    empty = Snapshots(2)
+    for use in (empty.perplexity, empty.describe, empty.state_dict):
+        with pytest.raises(ValueError, match="the ensemble is empty"):
+            use()
+    with pytest.raises(TypeError, match="one model's dict"):
+        empty.add(1, [params], np.zeros(4))
+    with pytest.raises(ValueError, match=r"shape \(N,\)"):
+        empty.add(1, params, np.zeros((2, 4)))
 
 
 def test_token_losses_and_per_token_evaluation_agree_with_the_mean():
@@ -84,6 +101,8 @@ def test_token_losses_and_per_token_evaluation_agree_with_the_mean():
     ppl, losses = evaluate(params, ids, cfg, CPU, per_token=True)
     assert ppl == evaluate(params, ids, cfg, CPU)  # the figure itself is unchanged
     assert len(losses) == (len(ids) - 1) // 15 * 15 and math.exp(losses.mean()) == pytest.approx(ppl, rel=1e-12)
+    with pytest.raises(ValueError, match="too few to evaluate"):
+        evaluate(params, ids[:15], cfg, CPU)
 
 
 def _corpus():
@@ -147,10 +166,12 @@ def _saved_ensemble(tmp_path, **change):
     ({"0.W_hq": np.full((6, 28), np.nan, np.float32)}, "NaN"),
     ({"epochs": np.array([1, 2, 3])}, "do not match"),
     ({"losses": -np.ones((2, 10))}, ">= 0"),
+    ({"losses": np.full((2, 10), np.inf)}, "finite"),
+    ({"epochs": np.array([2, 1])}, "not increasing"),
     ({"2.W_hh": np.zeros((6, 6), np.float32)}, "unexpected 2.W_hh"),
     ({"1.b_q": None}, "lacks weights of the model: 1.b_q"),
     ({"config": Config(num_hiddens=6)}, "no --ensemble"),
-], ids=["shape", "nan", "count", "negative", "extra", "missing", "no-ensemble"])
+], ids=["shape", "nan", "count", "negative", "inf", "order", "extra", "missing", "no-ensemble"])
 def test_a_damaged_ensemble_is_named(tmp_path, change, message):
     path = _saved_ensemble(tmp_path, **change)
     with pytest.raises(CheckpointError, match=message):
@@ -167,6 +188,13 @@ def test_generation_averages_the_members_distributions():
     prefix = "time traveller"
     # Both alone, and the one-member list, are the model itself.
     assert predict(prefix, 20, [a], vocab) == predict(prefix, 20, a, vocab)
+    snaps = Snapshots(2)
+    snaps.add(1, a, np.ones(3))
+    snaps.add(2, b, np.ones(3))
+    assert predict(prefix, 20, snaps, vocab) == predict(prefix, 20, [a, b], vocab)  # a Snapshots is its members
+    for bad in (None, [[1, 2]], "a"):
+        with pytest.raises(TypeError, match="a list of them or a Snapshots"):
+            predict(prefix, 1, bad, vocab)
     # Two copies of one model are that model (the same distribution), greedy and sampled.
     assert predict(prefix, 20, [a, a], vocab) == predict(prefix, 20, a, vocab)
     assert predict(prefix, 20, [a, a], vocab, temperature=0.7, seed=4) == predict(prefix, 20, a, vocab, temperature=0.7, seed=4)
@@ -196,15 +224,50 @@ def test_ensemble_option_through_the_scripts(tmp_path):
     i = int(np.argmin(figures))
     assert f"best held-out perplexity {figures[i]:.3f} at epoch {i + 1}, by the ensemble of the last 3" in r.stdout
     assert "ensemble of 3" in r.stdout.splitlines()[0] and "  ensemble " in r.stdout
-    assert "continued by the ensemble of the last 3 models (epochs 2 to 4):" in r.stdout
+    assert "continued by the ensemble of 3 models (epochs 2 to 4):" in r.stdout
     assert checkpoint.load(best).snapshots.epochs == list(range(max(1, i - 1), i + 2))
     g = run_script("generate.py", "--checkpoint", ckpt, "-n", "50")
-    assert g.returncode == 0 and "the ensemble of the last 3 models (epochs 2 to 4)" in g.stderr
+    assert g.returncode == 0 and "the ensemble of 3 models (epochs 2 to 4) (--no-ensemble: the model of epoch 4" in g.stderr
     assert g.stdout.splitlines() == [r.stdout.splitlines()[-2]]  # train's closing sample was the ensemble's
     alone = run_script("generate.py", "--checkpoint", ckpt, "-n", "30", "--no-ensemble")
     assert alone.returncode == 0 and "ensemble" not in alone.stderr
     resumed = run_script("train.py", "--resume", ckpt, "--ensemble", "2")
     assert resumed.returncode == 2 and "--ensemble 2 conflicts with the checkpoint's 3" in resumed.stderr
+    resumed = run_script("train.py", "--resume", ckpt, "--ensemble", "0")
+    assert resumed.returncode == 2 and "--ensemble must be an integer >= 1, got 0" in resumed.stderr
+    hot = run_script("generate.py", "--checkpoint", ckpt, "--temperature", "inf")
+    assert hot.returncode == 2 and "--temperature must be > 0 and finite, got inf" in hot.stderr
+
+
+def test_fewer_measurements_than_members_are_said(tmp_path):
+    """K larger than the run's measurements: a warning at the start, and the true count at the end."""
+    plain = tmp_path / "plain.npz"
+    r = run_script("train.py", "--num-hiddens", "16", "--max-tokens", "2000", "--epochs", "2", "--print-every", "5",
+                   "--ensemble", "4", "--save", plain)
+    assert r.returncode == 0, r.stderr
+    assert "--ensemble 4 is more than the 1 held-out measurements this run makes" in r.stderr
+    assert "at epoch 2, by the ensemble of its first measured model" in r.stdout
+    assert "continued by the ensemble of 1 model (epoch 2):" in r.stdout
+    r = run_script("train.py", "--num-hiddens", "16", "--max-tokens", "2000", "--epochs", "1", "--save", plain)
+    assert "ensemble" not in r.stderr + r.stdout
+    g = run_script("generate.py", "--checkpoint", plain, "--no-ensemble", "-n", "5")
+    assert g.returncode == 0 and "holds no ensemble, so --no-ensemble changes nothing" in g.stderr
+    again = run_script("train.py", "--resume", plain, "--ensemble", "3", "--epochs", "2")
+    assert again.returncode == 2 and "--ensemble 3 conflicts with the checkpoint's 1 (no ensemble)" in again.stderr
+
+
+def test_snapshots_that_do_not_fit_the_held_out_text_are_refused(tmp_path):
+    vocab, corpus = _corpus()
+    cfg = Config(batch_size=4, num_steps=10, num_hiddens=8, epochs=2, print_every=1, ensemble=2)
+    state = new_state(cfg, len(vocab), CPU)
+    fit(cfg, corpus, CPU, state)
+    state.snapshots.losses = [x[:10] for x in state.snapshots.losses]  # as a damaged checkpoint could hold
+    with pytest.raises(CheckpointError, match="scored 10 held-out tokens, but this run scores 400"):
+        fit(cfg.replace(epochs=3), corpus, CPU, state)
+    path = tmp_path / "m.npz"  # an ensemble run that measured, saved without its snapshots
+    checkpoint.save(path, state.params, vocab, cfg, state_to_dict(state))
+    with pytest.raises(CheckpointError, match="holds no snapshots"):
+        checkpoint.load(path)
 
 
 def test_bad_ensemble_sizes():

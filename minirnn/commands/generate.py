@@ -39,8 +39,9 @@ def main(argv, prog="generate.py"):
         raise UsageError(f"-n must be >= 0, got {args.num_chars}")
     if args.seed < 0:
         raise UsageError(f"--seed must be an integer >= 0, got {args.seed}")
-    if args.temperature is not None and not args.temperature > 0:
-        raise UsageError(f"--temperature must be > 0, got {args.temperature}")
+    if args.temperature is not None and not 0 < args.temperature < math.inf:
+        raise UsageError(f"--temperature must be > 0 and finite, got {args.temperature}; "
+                         f"leave it out to take the most likely character")
     if args.alpha is not None:
         if not 0 < args.alpha < math.inf:
             raise UsageError(f"--alpha must be > 0 and finite, got {args.alpha}; "
@@ -55,11 +56,13 @@ def main(argv, prog="generate.py"):
     if text and text != args.prefix:  # said once, so that the echoed prefix is no surprise
         print(f"note: the prefix {args.prefix!r} became {text!r} after the model's "
               f"'{ckpt.config.text_mode}' preprocessing", file=sys.stderr)
+    if not args.ensemble and ckpt.snapshots is None:
+        print("note: the checkpoint holds no ensemble, so --no-ensemble changes nothing", file=sys.stderr)
     backend = get_backend(args.device)
     model = {k: backend.asarray(v) for k, v in ckpt.params.items()}
     if args.ensemble and ckpt.snapshots is not None:
-        print(f"generating with the ensemble of {ckpt.snapshots.describe()} (--no-ensemble: this epoch's model alone)",
-              file=sys.stderr)
+        print(f"generating with the ensemble of {ckpt.snapshots.describe()} (--no-ensemble: the model of epoch "
+              f"{ckpt.state.get('epoch', '?')} alone)", file=sys.stderr)
         model = [{k: backend.asarray(v) for k, v in member.items()} for member in ckpt.snapshots.params]
     print(predict(args.prefix, args.num_chars, model, ckpt.vocab, activation=ckpt.config.activation,
                   text_mode=ckpt.config.text_mode, temperature=args.temperature, seed=args.seed))

@@ -175,10 +175,16 @@ def main(argv, prog="train.py"):
         _check_memory(cfg, corpus, backend)
         state = new_state(cfg, len(corpus.vocab), backend)
     check_corpus(corpus, cfg)
-    if cfg.max_tokens >= corpus.num_tokens:
-        warnings.warn(f"--max-tokens {cfg.max_tokens} is not below the text's {corpus.num_tokens} tokens, so the "
+    if cfg.max_tokens >= corpus.num_tokens and not ckpt:  # said once, when the run starts
+        given = f"--max-tokens {cfg.max_tokens} is" if "max_tokens" in args else \
+            f"the default --max-tokens {cfg.max_tokens} is"
+        warnings.warn(f"{given} not below the text's {corpus.num_tokens} tokens, so the "
                       f"whole text is used, its last 10% held out (as with --max-tokens 0); give a smaller value "
                       f"to train on the first N tokens and hold out the next N")
+    if cfg.ensemble > measurements(cfg) and not ckpt:
+        warnings.warn(f"--ensemble {cfg.ensemble} is more than the {measurements(cfg)} held-out measurements this run "
+                      f"makes, so the ensemble holds at most {measurements(cfg)} models; measure more often "
+                      f"(--eval-every 1) or give a smaller --ensemble")
     vocab = corpus.vocab
     prefix = cfg.sample_prefix or (BOOK_PREFIX if cfg.data is None else default_prefix(corpus))
     cfg = cfg.replace(sample_prefix=prefix)  # saved with the model: generate's default prefix
@@ -279,7 +285,7 @@ def main(argv, prog="train.py"):
         return 130
     if state.best_heldout is not None:
         print(f"best held-out perplexity {state.best_heldout:.3f} at epoch {state.best_epoch}"
-              + (f", by the ensemble of the last {cfg.ensemble} measured models" if cfg.ensemble > 1 else "")
+              + _ensemble_words(cfg, state)
               + (f" (kept in {save_best})" if best_kept else
                  f" (not kept in {save_best}: it was found before this run wrote there)" if save_best else ""))
     if written:
@@ -287,12 +293,26 @@ def main(argv, prog="train.py"):
     print(summary_line(state, backend.name))
     model = state.params
     if state.snapshots is not None and len(state.snapshots):
-        print(f"continued by the ensemble of {state.snapshots.describe()}:")
+        print(f"continued by the ensemble of {state.snapshots.describe()}:")  # the last ones, not the best
         model = [{k: backend.asarray(v) for k, v in member.items()} for member in state.snapshots.params]
     print(sample(model))
     if prefix == BOOK_PREFIX:
         print(sample(model, "traveller"))
     return 0
+
+
+def _ensemble_words(cfg, state):
+    """', by the ensemble of the last 3 measured models': the members behind the best figure."""
+    if cfg.ensemble < 2:
+        return ""
+    n = min(cfg.ensemble, sum(row["heldout_ppl"] is not None for row in state.history[:state.best_epoch]))
+    return f", by the ensemble of the last {n} measured models" if n > 1 else ", by the ensemble of its first measured model"
+
+
+def measurements(cfg):
+    """How many held-out measurements a run of cfg.epochs makes (fit's rule)."""
+    every = cfg.eval_every or cfg.print_every
+    return sum(e % cfg.print_every == 0 or e % every == 0 or e == cfg.epochs for e in range(1, cfg.epochs + 1))
 
 
 def _holds_best(path, state):
@@ -438,6 +458,8 @@ def duration(seconds):
 
 def _shown(key, value):
     """A saved option as the user would name it: --data None is the book."""
+    if key == "ensemble" and value == 1:
+        return "1 (no ensemble)"
     return "training text (the book)" if key == "data" and value is None else "unset" if value is None else value
 
 
@@ -448,6 +470,7 @@ def _resume_config(saved, given):
             if key == "detach":  # the flag --no-detach sets detach False; a checkpoint can only have been detached
                 raise UsageError("--no-detach conflicts with the checkpoint, which was trained with detaching "
                                  "(truncated BPTT); drop --no-detach to resume, or start a new run without --resume")
+            Config.from_dict({key: value})  # a value that is wrong in itself is named as such
             raise UsageError(f"{flag_name(key)} {value} conflicts with the checkpoint's {_shown(key, getattr(saved, key))}; "
                              f"drop it to resume, or start a new run without --resume")
     return saved.replace(**{k: v for k, v in given.items() if k in Config.RESUMABLE_CHANGES})
