@@ -70,11 +70,22 @@ class Snapshots:
         if self.losses and losses.shape != self.losses[0].shape:
             raise ValueError(f"losses of shape {losses.shape} do not match the earlier snapshots' "
                              f"{self.losses[0].shape}: they must score the same held-out tokens")
-        self.epochs.append(int(epoch))
-        self.params.append({k: backend_of(v).to_numpy(v).copy() for k, v in params.items()})  # deliberate host sync
-        self.losses.append(losses)
-        if len(self.epochs) > self.size:
+        reuse = {}
+        if len(self.epochs) == self.size:  # full: the oldest goes, and its arrays take the new copy
+            reuse = self.params[0]
             del self.epochs[0], self.params[0], self.losses[0]
+        member = {}
+        for k, v in params.items():
+            host = backend_of(v).to_numpy(v)  # deliberate host sync
+            old = reuse.get(k)
+            if old is not None and old.shape == host.shape and old.dtype == host.dtype:
+                member[k] = old
+                np.copyto(old, host)  # no new memory once the ring is full
+            else:
+                member[k] = np.array(host)  # a copy: training goes on updating params in place
+        self.epochs.append(int(epoch))
+        self.params.append(member)
+        self.losses.append(losses)
 
     def perplexity(self):
         """The held-out perplexity of the ensemble of all snapshots kept."""
