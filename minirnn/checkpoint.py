@@ -19,7 +19,6 @@ any data is read, so a checkpoint from a stranger cannot run code; every problem
 is one CheckpointError that says what is wrong.
 """
 import dataclasses
-import io
 import json
 import os
 import zipfile
@@ -97,23 +96,28 @@ def load(path):
 
 
 def _read_npz(path):
+    """The .npy members of the zip at path, read from the file member by member (a
+    checkpoint with an ensemble can be hundreds of MB: it is never held twice)."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        f = open(path, "rb")
     except OSError as e:
         raise CheckpointError(f"checkpoint {path}: cannot be read ({e.strerror})") from None
-    if not zipfile.is_zipfile(io.BytesIO(raw)):
-        if raw.startswith(b"PK\x03\x04"):
-            raise CheckpointError(f"checkpoint {path}: truncated or corrupted (its zip directory is unreadable); "
-                                  f"use an earlier checkpoint, or the one --save-best kept")
-        raise CheckpointError(f"checkpoint {path}: not an .npz file (no zip archive); was it written by --save?")
-    arrays = {}
-    with zipfile.ZipFile(io.BytesIO(raw)) as z:
-        for info in z.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
-            with z.open(info) as member:
-                arrays[info.filename[:-4]] = _read_member(member, info, path)
+    with f:
+        head = f.read(4)
+        f.seek(0)
+        if not zipfile.is_zipfile(f):
+            if head == b"PK\x03\x04":
+                raise CheckpointError(f"checkpoint {path}: truncated or corrupted (its zip directory is unreadable); "
+                                      f"use an earlier checkpoint, or the one --save-best kept")
+            raise CheckpointError(f"checkpoint {path}: not an .npz file (no zip archive); was it written by --save?")
+        f.seek(0)
+        arrays = {}
+        with zipfile.ZipFile(f) as z:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with z.open(info) as member:
+                    arrays[info.filename[:-4]] = _read_member(member, info, path)
     return arrays
 
 
