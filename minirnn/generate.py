@@ -115,8 +115,8 @@ def _mixed(logits, xp):
     if len(logits) == 1:
         return logits[0]
     probs = 0
-    for l in logits:
-        e = xp.exp(l - l.max())  # shifted, so that every exp is at most 1
+    for o in logits:  # (V,) each
+        e = xp.exp(o - o.max())  # shifted, so that every exp is at most 1
         probs = probs + e / e.sum()
     with np.errstate(divide="ignore"):  # <unk> has probability 0 in every member: log 0 = -inf
         return xp.log(probs / len(logits))

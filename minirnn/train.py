@@ -274,7 +274,7 @@ def memory_estimate(cfg, vocab_size, num_windows=1):
     window = (cfg.num_layers * rows * cfg.num_hiddens * (2 * k + 6)
               + rows * (3 * vocab_size + cfg.embed_size * 2))
     windows = 1 if cfg.detach else num_windows
-    snapshots = min(cfg.ensemble, cfg.epochs) if cfg.ensemble > 1 else 0  # host copies of the weights, one per measured epoch at most
+    snapshots = min(cfg.ensemble, cfg.epochs) if cfg.ensemble > 1 else 0  # weight copies, at most one per epoch
     return itemsize * (params * (4 + slots + snapshots) + window * windows)
 
 
