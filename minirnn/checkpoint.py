@@ -206,14 +206,13 @@ def _validate(arrays, path):
         raise CheckpointError(f"checkpoint {path}: the saved output paths are malformed")
     optimizer_state = {k[len("opt."):]: a for k, a in arrays.items() if k.startswith("opt.")}
     return Checkpoint(params, vocab, config, state, _carried_state(arrays, config, H, dtype, path), outputs,
-                      optimizer_state, _snapshots(arrays, config, params, path))
+                      optimizer_state, _snapshots(arrays, config, params, state, path))
 
 
-def _snapshots(arrays, config, params, path):
+def _snapshots(arrays, config, params, state, path):
     """The saved snapshot ensemble, checked against the model; None if there is none."""
     saved = {k[len("ens."):]: a for k, a in arrays.items() if k.startswith("ens.")}
     if not saved:
-        state = json.loads(_text(arrays, "state", path))
         if config.ensemble > 1 and state.get("best_heldout") is not None:  # it measured, so it kept snapshots
             raise CheckpointError(f"checkpoint {path}: its run keeps an ensemble (--ensemble {config.ensemble}) but the "
                                   f"file holds no snapshots; the file is damaged, use an earlier one")
