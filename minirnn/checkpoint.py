@@ -84,6 +84,9 @@ def load(path):
         raise CheckpointError(f"checkpoint {path}: no such file; check the path")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {path}: is not a file")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"checkpoint {path}: the file is empty (0 bytes); use an earlier checkpoint, "
+                              f"or the one --save-best kept")
     try:
         arrays = _read_npz(path)
         return _validate(arrays, path)
@@ -224,12 +227,18 @@ def _snapshots(arrays, config, params, state, path):
         snaps = Snapshots.from_state_dict(config.ensemble, saved, list(params))
     except ValueError as e:
         raise CheckpointError(f"checkpoint {path}: {e}; the file is damaged, use an earlier one") from None
+    if state and snaps.epochs[-1] > state["epoch"]:  # measured after an epoch the run has completed
+        raise CheckpointError(f"checkpoint {path}: its ensemble holds a model of epoch {snaps.epochs[-1]}, after the "
+                              f"run's own epoch {state['epoch']}; the file is damaged, use an earlier one")
     for i, member in enumerate(snaps.params):
         for k, a in member.items():
-            if a.shape != params[k].shape or a.dtype != params[k].dtype or not np.isfinite(a).all():
+            if a.shape != params[k].shape or a.dtype != params[k].dtype:
                 raise CheckpointError(f"checkpoint {path}: ensemble member {i}'s {k} ({a.dtype}, shape {a.shape}) "
-                                      f"does not match the model's ({params[k].dtype}, shape {params[k].shape}) or "
-                                      f"holds NaN or inf; the file is damaged, use an earlier one")
+                                      f"does not match the model's ({params[k].dtype}, shape {params[k].shape}); "
+                                      f"the file is damaged, use an earlier one")
+            if not np.isfinite(a).all():
+                raise CheckpointError(f"checkpoint {path}: ensemble member {i}'s {k} holds NaN or inf; "
+                                      f"the file is damaged, use an earlier one")
     return snaps
 
 

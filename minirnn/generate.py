@@ -57,8 +57,8 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
     num_preds = int(num_preds)
     if num_preds < 0:
         raise ValueError(f"the number of characters to generate must be >= 0, got {num_preds}")
-    if temperature is not None and not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if temperature is not None and not 0 < temperature < np.inf:
+        raise ValueError(f"temperature must be > 0 and finite, got {temperature}")
     ids = encode_prefix(prefix, vocab, text_mode)
     members = params.params if isinstance(params, Snapshots) else [params] if isinstance(params, dict) else params
     if not isinstance(members, (list, tuple)) or not all(isinstance(m, dict) for m in members):
@@ -83,7 +83,8 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
         for i in range(count):
             logits = _mixed([m.step(token) for m in models], xp)  # (V,)
             if temperature is not None:  # argmax of log p / τ + Gumbel noise samples q ∝ p^(1/τ)
-                logits = (logits - logits.max()).astype(np.float64) / temperature + noise[i]
+                with np.errstate(over="ignore"):  # a tiny τ sends all but the top logit to -inf: greedy
+                    logits = (logits - logits.max()).astype(np.float64) / temperature + noise[i]
             token = xp.argmax(logits[None, :], axis=1)  # (1,): stays on the device
             out[start + i:start + i + 1] = token
     generated = backend.to_numpy(out)  # deliberate host sync, once per call

@@ -274,8 +274,14 @@ def memory_estimate(cfg, vocab_size, num_windows=1):
     window = (cfg.num_layers * rows * cfg.num_hiddens * (2 * k + 6)
               + rows * (3 * vocab_size + cfg.embed_size * 2))
     windows = 1 if cfg.detach else num_windows
-    snapshots = min(cfg.ensemble, cfg.epochs) if cfg.ensemble > 1 else 0  # weight copies, at most one per epoch
+    snapshots = min(cfg.ensemble, measurements(cfg)) if cfg.ensemble > 1 else 0  # host copies of the weights
     return itemsize * (params * (4 + slots + snapshots) + window * windows)
+
+
+def measurements(cfg):
+    """How many held-out measurements a run of cfg.epochs makes (fit's rule, below)."""
+    every = cfg.eval_every or cfg.print_every
+    return sum(e % cfg.print_every == 0 or e % every == 0 or e == cfg.epochs for e in range(1, cfg.epochs + 1))
 
 
 def check_corpus(corpus, cfg):
@@ -318,7 +324,7 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
     """
     check_same_text(corpus, state)
     check_corpus(corpus, cfg)
-    _check_snapshots(state, corpus.heldout, cfg)
+    check_snapshots(state, corpus.heldout, cfg)
     state.corpus_sha1 = corpus_fingerprint(corpus)
     state.lr = cfg.lr if state.lr is None else state.lr
     if state.optimizer is None:  # a state built by hand: a fresh optimizer
@@ -364,7 +370,7 @@ def scored_tokens(ids, cfg):
     return sum(X.size for X, _ in seq_sequential(ids, cfg.batch_size, cfg.num_steps, rng=None, offset=0))
 
 
-def _check_snapshots(state, heldout, cfg):
+def check_snapshots(state, heldout, cfg):
     """Saved snapshots must score the tokens this run scores (a damaged checkpoint may not)."""
     if state.snapshots is not None and len(state.snapshots):
         saved, scored = len(state.snapshots.losses[0]), scored_tokens(heldout, cfg)

@@ -23,13 +23,13 @@ from minirnn.cli import ArgumentParser, StopFlag, have_matplotlib, invocation
 from minirnn.config import (ACTIVATIONS, CELL_NAMES, DEFAULT_LR, DEVICES, DTYPES, OPTIMIZERS, PRESETS, SAMPLINGS,
                             TEXT_MODES, Config, flag_name, preset)
 from minirnn.data import load_corpus, preprocess
-from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError
+from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError, plural
 from minirnn.generate import predict
 from minirnn.model import Spec
 from minirnn.optim import make_optimizer
 from minirnn.threads import TRAIN_THREADS, blas_threads
-from minirnn.train import (check_corpus, check_same_text, fit, memory_estimate, new_state, state_from_dict,
-                           state_to_dict, summary_line)
+from minirnn.train import (check_corpus, check_same_text, check_snapshots, fit, measurements, memory_estimate,
+                           new_state, state_from_dict, state_to_dict, summary_line)
 
 D = Config()
 BOOK_PREFIX = "time traveller"
@@ -171,6 +171,7 @@ def main(argv, prog="train.py"):
             raise CheckpointError(f"checkpoint {resume}: its {cfg.optimizer} state does not fit the model ({e}); "
                                   f"start a new run without --resume") from None
         check_same_text(corpus, state, cfg.data or "the book")  # before the sizes: a changed text is the cause
+        check_snapshots(state, corpus.heldout, cfg)
     else:
         _check_memory(cfg, corpus, backend)
         state = new_state(cfg, len(corpus.vocab), backend)
@@ -182,9 +183,11 @@ def main(argv, prog="train.py"):
                       f"whole text is used, its last 10% held out (as with --max-tokens 0); give a smaller value "
                       f"to train on the first N tokens and hold out the next N")
     if cfg.ensemble > measurements(cfg) and not ckpt:
-        warnings.warn(f"--ensemble {cfg.ensemble} is more than the {measurements(cfg)} held-out measurements this run "
-                      f"makes, so the ensemble holds at most {measurements(cfg)} models; measure more often "
-                      f"(--eval-every 1) or give a smaller --ensemble")
+        n = measurements(cfg)
+        more = "more --epochs" if (cfg.eval_every or cfg.print_every) == 1 else "--eval-every 1 or more --epochs"
+        warnings.warn(f"--ensemble {cfg.ensemble} is more than the {plural(n, 'held-out measurement')} this run "
+                      f"makes, so the ensemble holds at most {plural(n, 'model')}; give {more}, "
+                      f"or a smaller --ensemble")
     vocab = corpus.vocab
     prefix = cfg.sample_prefix or (BOOK_PREFIX if cfg.data is None else default_prefix(corpus))
     cfg = cfg.replace(sample_prefix=prefix)  # saved with the model: generate's default prefix
@@ -241,7 +244,8 @@ def main(argv, prog="train.py"):
 
     if state.stopped_early:
         print(f"nothing to do: --patience stopped this run at epoch {state.epoch} (best epoch {state.best_epoch}, "
-              f"held-out perplexity {state.best_heldout:.3f}); start a new run to train on")
+              f"held-out perplexity {state.best_heldout:.3f}{' (ensemble)' if cfg.ensemble > 1 else ''}); "
+              f"start a new run to train on")
         return 0
     if state.epoch >= cfg.epochs:
         print(f"nothing to do: the checkpoint is at epoch {state.epoch} and --epochs is {cfg.epochs}; "
@@ -306,13 +310,7 @@ def _ensemble_words(cfg, state):
     if cfg.ensemble < 2:
         return ""
     n = min(cfg.ensemble, sum(row["heldout_ppl"] is not None for row in state.history[:state.best_epoch]))
-    return f", by the ensemble of the last {n} measured models" if n > 1 else ", by the ensemble of its first measured model"
-
-
-def measurements(cfg):
-    """How many held-out measurements a run of cfg.epochs makes (fit's rule)."""
-    every = cfg.eval_every or cfg.print_every
-    return sum(e % cfg.print_every == 0 or e % every == 0 or e == cfg.epochs for e in range(1, cfg.epochs + 1))
+    return f", by the ensemble of the last {n} measured models" if n > 1 else ", by the ensemble, which held this one model then"
 
 
 def _holds_best(path, state):
