@@ -280,8 +280,9 @@ def memory_estimate(cfg, vocab_size, num_windows=1):
 
 def measurements(cfg):
     """How many held-out measurements a run of cfg.epochs makes (fit's rule, below)."""
-    every = cfg.eval_every or cfg.print_every
-    return sum(e % cfg.print_every == 0 or e % every == 0 or e == cfg.epochs for e in range(1, cfg.epochs + 1))
+    n, p, q = cfg.epochs, cfg.print_every, cfg.eval_every or cfg.print_every
+    both = p * q // math.gcd(p, q)  # epochs that are multiples of both count once
+    return n // p + n // q - n // both + (n % p != 0 and n % q != 0)  # and the last epoch, measured anyway
 
 
 def check_corpus(corpus, cfg):

@@ -319,3 +319,16 @@ def test_generate_names_the_weights_that_no_ensemble_would_use(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(CheckpointError, match=r"the file is empty \(0 bytes\); use an earlier checkpoint"):
         checkpoint.load(empty)
+
+
+@pytest.mark.parametrize("epochs, print_every, eval_every", [(7, 3, 0), (7, 3, 2), (6, 2, 3), (5, 10, 0), (4, 1, 0)])
+def test_measurements_counts_what_fit_measures(epochs, print_every, eval_every):
+    from minirnn.train import measurements
+
+    vocab, corpus = _corpus()
+    cfg = Config(batch_size=4, num_steps=10, num_hiddens=4, epochs=epochs, print_every=print_every,
+                 eval_every=eval_every)
+    state = new_state(cfg, len(vocab), CPU)
+    fit(cfg, corpus, CPU, state)
+    assert measurements(cfg) == sum(row["heldout_ppl"] is not None for row in state.history)
+    assert measurements(cfg.replace(epochs=10**9)) > 0  # counted, not looped over
