@@ -87,6 +87,10 @@ class Snapshots:
         self.params.append(member)
         self.losses.append(losses)
 
+    def models(self, backend):
+        """The members' weights on the backend's device: a list for generate.predict."""
+        return [{k: backend.asarray(v) for k, v in member.items()} for member in self.params]
+
     def perplexity(self):
         """The held-out perplexity of the ensemble of all snapshots kept."""
         self._check_not_empty()

@@ -249,8 +249,9 @@ def evaluate(params, ids, cfg, backend, workspace=None, per_token=False):
     for X, Y in seq_sequential(ids, cfg.batch_size, cfg.num_steps, rng=None, offset=0):
         logits, H, _ = rnn_forward(params, X, H, activation=cfg.activation, workspace=workspace)
         y = backend.asarray(Y.T.reshape(-1))
-        if per_token:
+        if per_token:  # the figure comes from these losses: no mean of its own
             rows.append(token_losses(logits, y))
+            continue
         loss, _ = softmax_cross_entropy(logits, y, out=logits)
         total = total + loss.astype(np.float64) * X.size
         count += X.size

@@ -68,6 +68,8 @@ def test_snapshots_keep_the_last_k_as_copies():
     assert snaps.describe() == "2 models (epochs 2 to 3)"
     back = Snapshots.from_state_dict(2, snaps.state_dict(), ["W"])
     assert back.epochs == snaps.epochs and all(np.array_equal(a["W"], b["W"]) for a, b in zip(back.params, snaps.params))
+    on_cpu = snaps.models(CPU)  # the members' weights as predict takes them
+    assert [m["W"][0] for m in on_cpu] == [2, 3]
     with pytest.raises(ValueError, match="same held-out tokens"):
         snaps.add(4, params, np.zeros(5))
     for bad in (0, 2.0, "3", True):
@@ -331,4 +333,5 @@ def test_measurements_counts_what_fit_measures(epochs, print_every, eval_every):
     state = new_state(cfg, len(vocab), CPU)
     fit(cfg, corpus, CPU, state)
     assert measurements(cfg) == sum(row["heldout_ppl"] is not None for row in state.history)
-    assert measurements(cfg.replace(epochs=10**9)) > 0  # counted, not looped over
+    n, p, q = 10**9, print_every, eval_every or print_every  # counted, not looped over
+    assert max(n // p, n // q) <= measurements(cfg.replace(epochs=n)) <= n // p + n // q + 1  # the union, and the last

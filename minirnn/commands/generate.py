@@ -66,7 +66,7 @@ def main(argv, prog="generate.py"):
     model = {k: backend.asarray(v) for k, v in ckpt.params.items()}
     ensemble = args.ensemble and ckpt.snapshots is not None
     if ensemble:
-        model = [{k: backend.asarray(v) for k, v in member.items()} for member in ckpt.snapshots.params]
+        model = ckpt.snapshots.models(backend)
     text = predict(args.prefix, args.num_chars, model, ckpt.vocab, activation=ckpt.config.activation,
                    text_mode=ckpt.config.text_mode, temperature=args.temperature, seed=args.seed)
     if ensemble:

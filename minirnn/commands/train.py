@@ -298,7 +298,7 @@ def main(argv, prog="train.py"):
     model = state.params
     if state.snapshots is not None and len(state.snapshots):
         print(f"continued by the ensemble of {state.snapshots.describe()}:")  # the last ones, not the best
-        model = [{k: backend.asarray(v) for k, v in member.items()} for member in state.snapshots.params]
+        model = state.snapshots.models(backend)
     print(sample(model))
     if prefix == BOOK_PREFIX:
         print(sample(model, "traveller"))
