@@ -30,7 +30,7 @@ import numpy as np
 
 from .cells import CELLS
 from .errors import CheckpointError, UsageError
-from .model import layer_suffix, model_spec
+from .model import layer_suffix, model_spec, param_shapes
 from .safetensors_io import load_safetensors, save_safetensors  # noqa: F401  (part of this module's API)
 
 LAYOUTS = ("torch", "keras")
@@ -313,4 +313,4 @@ def _checked(params, cell):
     except ValueError as e:
         raise CheckpointError(f"the shapes fit no minirnn model: {e}") from None
     assert spec.cell == cell
-    return params
+    return {k: params[k] for k in param_shapes(spec)}  # in init_params' order
