@@ -32,13 +32,15 @@ DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "i1", "I16": "<i2", "I
           "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?"}
 NAMES = {np.dtype(v).newbyteorder("<").str if np.dtype(v).itemsize > 1 else np.dtype(v).str: k
          for k, v in DTYPES.items()}
+# The order the reference writer lays out dtypes in, last first (its Dtype enum's order).
+RANK = {code: i for i, code in enumerate(("BOOL", "U8", "I8", "I16", "U16", "F16", "I32", "U32", "F32", "F64", "I64", "U64"))}
 NOT_IN_NUMPY = ("BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64")
 
 
 def save_safetensors(path, arrays, metadata=None):
     """Write {name: array} and metadata {str: str} to path as safetensors, atomically.
-    Laid out as the reference writer lays them out, byte for byte: the data by
-    decreasing item size, then by name; the header's entries by name."""
+    Laid out as the reference writer lays them out, byte for byte: by dtype (widest
+    first, in the reference's order), then by name; the header's entries in that order."""
     header = {}
     if metadata:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
@@ -48,18 +50,20 @@ def save_safetensors(path, arrays, metadata=None):
         if not isinstance(name, str) or not name or name == METADATA:
             raise UsageError(f"a tensor's name must be non-empty text other than {METADATA!r}, got {name!r}")
     arrays = {k: np.asarray(a) for k, a in arrays.items()}
-    entries, chunks, offset = {}, [], 0
-    for name in sorted(arrays, key=lambda k: (-arrays[k].dtype.itemsize, k)):
-        a = arrays[name]
+    codes = {}
+    for name, a in arrays.items():
         key = a.dtype.newbyteorder("<").str if a.dtype.itemsize > 1 else a.dtype.str
         if key not in NAMES:
             raise UsageError(f"tensor {name}: dtype {a.dtype} has no safetensors name; "
                              f"use one of {', '.join(sorted(set(np.dtype(v).name for v in DTYPES.values())))}")
+        codes[name] = NAMES[key]
+    chunks, offset = [], 0
+    for name in sorted(arrays, key=lambda k: (-RANK[codes[k]], k)):
+        a = arrays[name]
         data = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes()  # little-endian, C order
-        entries[name] = {"dtype": NAMES[key], "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
+        header[name] = {"dtype": codes[name], "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
-    header.update(sorted(entries.items()))
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     text += b" " * (-len(text) % 8)  # the buffer starts 8-byte aligned
 
