@@ -98,7 +98,12 @@ def read(f, size, name):
 
     if size < 8:
         raise bad(f"it has {size} bytes, fewer than the 8 of the header's length; the file is truncated")
-    (n,) = struct.unpack("<Q", f.read(8))
+    head = f.read(8)
+    if head.startswith(b"PK\x03\x04"):
+        raise bad("it is a zip archive: a minirnn checkpoint (.npz), or a PyTorch torch.save file, which holds "
+                  "pickled code and is never loaded; save the weights with safetensors.torch.save_file("
+                  "model.state_dict(), path), or export a checkpoint with minirnn export")
+    (n,) = struct.unpack("<Q", head)
     if n > MAX_HEADER:
         raise bad(f"its header claims {n} bytes, more than the format's limit of {MAX_HEADER} (100 MB)")
     if 8 + n > size:

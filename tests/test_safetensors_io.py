@@ -112,6 +112,9 @@ def test_a_truncated_file_and_a_missing_one_are_clear_errors(tmp_path):
         path.write_bytes(raw[:cut])
         with pytest.raises(CheckpointError, match=message):
             load_safetensors(path)
+    path.write_bytes(b"PK\x03\x04" + bytes(40))  # torch.save's zip of pickles, or an .npz
+    with pytest.raises(CheckpointError, match="zip archive.*never loaded.*save_file"):
+        load_safetensors(path)
     with pytest.raises(CheckpointError, match="no such file"):
         load_safetensors(tmp_path / "none.safetensors")
 
