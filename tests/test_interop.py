@@ -276,3 +276,24 @@ def test_metadata_travels_as_json_strings():
         interop.read_metadata({"vocab": '"abc"'})
     with pytest.raises(CheckpointError, match="'text_mode' must be a JSON string"):
         interop.read_metadata({"text_mode": "[1]"})
+
+
+def test_no_other_framework_is_a_runtime_dependency():
+    """minirnn itself never imports torch, safetensors, keras or tensorflow: NumPy reads and writes the files."""
+    import ast
+    import pathlib
+
+    import minirnn
+
+    root = pathlib.Path(minirnn.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            if any(n.split(".")[0] in ("torch", "safetensors", "keras", "tensorflow", "jax") for n in names):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not offenders
+    setup = (root.parent / "setup.cfg").read_text()
+    requires = setup.split("install_requires =")[1].split("\n[")[0]
+    assert "torch" not in setup and "safetensors" not in requires
