@@ -56,6 +56,7 @@ class Config:
     patience: int = 0  # stop after N held-out measurements without improvement; 0: never
     lr_decay: float = 1.0  # multiply the learning rate by this when the held-out perplexity does not improve
     ensemble: int = 1  # >1: select and report the average prediction of the last K measured models
+    init_from: str = None  # a checkpoint whose weights start this new run (absolute path); None: init_params
 
     # Options that may differ between a checkpoint and the run that resumes it.
     RESUMABLE_CHANGES = ("epochs", "device", "print_every", "save_every", "progress_seconds", "eval_every",
@@ -108,6 +109,8 @@ class Config:
             raise UsageError(f"--sample-temperature must be a finite number > 0, got {self.sample_temperature!r}")
         if self.data is not None and not isinstance(self.data, str):
             raise UsageError(f"--data must be a file path, got {self.data!r}")
+        if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from):
+            raise UsageError(f"--init-from must be a checkpoint's path, got {self.init_from!r}")
         if not isinstance(self.detach, bool):
             raise UsageError(f"detach must be true or false, got {self.detach!r}")
         if self.activation != "tanh" and self.cell != "rnn":
@@ -117,6 +120,9 @@ class Config:
             raise UsageError("--no-detach needs --sampling sequential: the other modes reset the state every minibatch")
         return self
 
+
+# What a checkpoint's weights fix: a run started from them (--init-from) takes these from it.
+MODEL_OPTIONS = ("cell", "num_layers", "num_hiddens", "embed_size", "activation")
 
 # Named sets of defaults (--preset NAME); options given beside a preset override it.
 PRESETS = {

@@ -84,9 +84,14 @@ class TrainState:
     snapshots: object = None
 
 
-def new_state(cfg, vocab_size, backend):
-    params = init_params(vocab_size, cfg.num_hiddens, cell=cfg.cell, num_layers=cfg.num_layers,
-                         embed_size=cfg.embed_size or None, backend=backend, seed=cfg.seed, dtype=cfg.dtype)
+def new_state(cfg, vocab_size, backend, params=None):
+    """The state of a new run: the book's init, or params (host arrays of the config's
+    model, as another run left them: --init-from), moved to the device in cfg.dtype."""
+    if params is None:
+        params = init_params(vocab_size, cfg.num_hiddens, cell=cfg.cell, num_layers=cfg.num_layers,
+                             embed_size=cfg.embed_size or None, backend=backend, seed=cfg.seed, dtype=cfg.dtype)
+    else:
+        params = {k: backend.asarray(np.array(v, dtype=cfg.dtype)) for k, v in params.items()}  # its own copy
     # A seed fixes the parameters and, through this Generator, every minibatch order.
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 1]))
     return TrainState(params=params, rng_state=rng.bit_generator.state, lr=cfg.lr,

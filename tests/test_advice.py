@@ -177,7 +177,8 @@ def test_resuming_a_model_only_checkpoint_says_start_anew(tmp_path):
     path = tmp_path / "model.npz"
     checkpoint.save(path, new_state(cfg, len(corpus.vocab), get_backend("cpu")).params, corpus.vocab, cfg)
     r = run_script("train.py", "--resume", path)
-    assert r.returncode == 1 and "no training state" in r.stderr and "without --resume" in r.stderr
+    assert r.returncode == 1 and "no training state" in r.stderr
+    assert f"start a new run from its weights with --init-from {path} instead of --resume" in r.stderr
 
 
 # ---------------------------------------------------------------------------- more of the same

@@ -1,4 +1,4 @@
-"""The command-line tools: `minirnn train|generate|gradcheck|bench|gradflow`, also
+"""The command-line tools: `minirnn train|generate|gradcheck|bench|gradflow|export|import`, also
 `python -m minirnn ...` and `python scripts/<command>.py ...`.
 
 Nothing here imports NumPy, so that --threads can be set before it loads.
@@ -15,7 +15,10 @@ COMMANDS = {
     "gradcheck": "check the hand-written BPTT against central differences",
     "bench": "time the training step against its matrix products",
     "gradflow": "show how the gradient flows back through time, per step",
+    "export": "write a checkpoint's weights as safetensors for PyTorch or Keras",
+    "import": "read PyTorch or Keras weights from safetensors into a checkpoint",
 }
+MODULES = {"import": "import_"}  # `import` is a Python keyword
 
 
 def launch(name, argv, prog):
@@ -27,7 +30,7 @@ def launch(name, argv, prog):
     from ..cli import OUT_OF_MEMORY, run
 
     try:
-        module = importlib.import_module(f".{name}", __name__)  # NumPy loads here
+        module = importlib.import_module(f".{MODULES.get(name, name)}", __name__)  # NumPy loads here
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -4,6 +4,7 @@
     python scripts/train.py --sampling reset      # the book's "random sampling" figure
     python scripts/train.py --save tm.npz --log tm.csv --plot tm.png
     python scripts/train.py --resume tm.npz       # continue an interrupted run (and its --log, --plot)
+    python scripts/train.py --init-from lstm.npz  # a new run from another model's weights (e.g. imported)
     python scripts/train.py --threads 2           # two BLAS threads (default one)
 """
 import argparse
@@ -20,8 +21,8 @@ from minirnn import checkpoint
 from minirnn.atomic import atomic_write, check_named, check_not_input, check_png, check_writable, same_file
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, StopFlag, have_matplotlib, invocation
-from minirnn.config import (ACTIVATIONS, CELL_NAMES, DEFAULT_LR, DEVICES, DTYPES, OPTIMIZERS, PRESETS, SAMPLINGS,
-                            TEXT_MODES, Config, flag_name, preset)
+from minirnn.config import (ACTIVATIONS, CELL_NAMES, DEFAULT_LR, DEVICES, DTYPES, MODEL_OPTIONS, OPTIMIZERS, PRESETS,
+                            SAMPLINGS, TEXT_MODES, Config, flag_name, preset)
 from minirnn.data import load_corpus, preprocess
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError, plural
 from minirnn.generate import predict
@@ -98,6 +99,9 @@ def parse(argv, prog="train.py"):
     out.add_argument("--log", metavar="PATH", help="write one CSV row per epoch here")
     out.add_argument("--plot", metavar="PATH", help="draw the perplexity curve as a PNG here (needs matplotlib)")
     out.add_argument("--resume", metavar="PATH", help="continue from this checkpoint, with its config and outputs")
+    out.add_argument("--init-from", metavar="PATH",
+                     help="start a new run from this checkpoint's weights (its cell, sizes, activation, and by "
+                          "default its text and dtype); the optimizer and epochs start afresh")
     out.add_argument("--debug", action="store_true", help="show tracebacks")
     return vars(p.parse_args(argv))
 
@@ -109,7 +113,11 @@ def main(argv, prog="train.py"):
     save, log, plot, resume, threads, save_best = (args.pop(k, None) for k in
                                                    ("save", "log", "plot", "resume", "threads", "save_best"))
     check_named({"--save": save, "--log": log, "--plot": plot, "--save-best": save_best, "--resume": resume,
-                 "--data": args.get("data")})
+                 "--data": args.get("data"), "--init-from": args.get("init_from")})
+    if resume and "init_from" in args:
+        raise UsageError(f"--init-from cannot be combined with --resume: a resumed run keeps its own weights; "
+                         f"drop --init-from to resume {resume}, or --resume to start a new run from "
+                         f"{args['init_from']}")
     if plot:
         check_png(plot, "--plot")
     if "preset" in args:
@@ -121,6 +129,7 @@ def main(argv, prog="train.py"):
         _check_threads(threads)
     elif (blas_threads() or "").isdigit():  # the default, set by the launcher
         threads = int(blas_threads())
+    init = _init_from(args) if "init_from" in args else None  # fills in the options its weights fix
     if "data" in args:
         args["data"] = os.path.abspath(args["data"])
     ckpt = checkpoint.load(resume) if resume else None
@@ -141,6 +150,8 @@ def main(argv, prog="train.py"):
     check_not_input({"--log": log, "--plot": plot, "--save-best": new_best}, {"--resume": resume})
     data = args.get("data") or (ckpt.config.data if ckpt else None)
     check_not_input({"--save": save, "--log": log, "--plot": plot, "--save-best": save_best}, {"--data": data})
+    check_not_input({"--save": save, "--log": log, "--plot": plot, "--save-best": save_best},
+                    {"--init-from": args.get("init_from")})
     plot = _plotting(plot, given=plot_given)  # after the usage errors
 
     cfg = _resume_config(ckpt.config, args) if ckpt else Config.from_dict(args)
@@ -154,7 +165,7 @@ def main(argv, prog="train.py"):
     if ckpt:
         if not ckpt.state:
             raise CheckpointError(f"checkpoint {resume} holds a model but no training state, so it cannot be resumed; "
-                                  f"start a new run without --resume")
+                                  f"start a new run from its weights with --init-from {resume} instead of --resume")
         if corpus.vocab != ckpt.vocab:
             raise DataError(f"the text of {cfg.data or 'the book'} no longer gives the checkpoint's vocabulary "
                             f"(was the file changed?); resume with the text the run started on, "
@@ -173,8 +184,13 @@ def main(argv, prog="train.py"):
         check_same_text(corpus, state, cfg.data or "the book")  # before the sizes: a changed text is the cause
         check_snapshots(state, corpus.heldout, cfg)
     else:
+        if init and corpus.vocab != init.vocab:
+            raise DataError(f"the text of {cfg.data or 'the book'} ({cfg.text_mode}) gives another vocabulary "
+                            f"({plural(len(corpus.vocab), 'token')}) than the --init-from model's "
+                            f"({plural(len(init.vocab), 'token')}); train on the text and --text-mode that model "
+                            f"was trained on")
         _check_memory(cfg, corpus, backend)
-        state = new_state(cfg, len(corpus.vocab), backend)
+        state = new_state(cfg, len(corpus.vocab), backend, params=init and init.params)
     check_corpus(corpus, cfg)
     if cfg.max_tokens >= corpus.num_tokens and not ckpt:  # said once, when the run starts
         given = f"--max-tokens {cfg.max_tokens} is" if "max_tokens" in args else \
@@ -258,7 +274,8 @@ def main(argv, prog="train.py"):
           + (f", ensemble of {cfg.ensemble}" if cfg.ensemble > 1 else "")
           + (f", {cfg.activation}" if cfg.activation != "tanh" else "") + (f", {cfg.dtype}" if cfg.dtype != "float32" else "")
           + (f", {threads} BLAS thread{'s' if threads > 1 else ''}" if threads else "")
-          + (f", resuming at epoch {state.epoch + 1}" if ckpt else ""), flush=True)
+          + (f", resuming at epoch {state.epoch + 1}" if ckpt else "")
+          + (f", starting from the weights of {cfg.init_from}" if cfg.init_from and not ckpt else ""), flush=True)
     if ckpt and (log or plot):
         print(f"continuing {_where(log=log, plot=plot)}", flush=True)
     report = lambda line: print(line, flush=True)  # noqa: E731
@@ -303,6 +320,25 @@ def main(argv, prog="train.py"):
     if prefix == BOOK_PREFIX:
         print(sample(model, "traveller"))
     return 0
+
+
+def _init_from(args):
+    """Load the --init-from checkpoint; its weights fix the model options (one given
+    otherwise is a usage error), and its text, text mode and dtype are the defaults."""
+    path = args["init_from"]
+    init = checkpoint.load(path)
+    saved = init.config
+    for key in MODEL_OPTIONS:
+        if key in args and args[key] != getattr(saved, key):
+            raise UsageError(f"{flag_name(key)} {args[key]} conflicts with --init-from {path}, whose weights are "
+                             f"for {flag_name(key)} {getattr(saved, key)}; drop {flag_name(key)}")
+        args[key] = getattr(saved, key)
+    for key in ("data", "text_mode", "dtype"):
+        args.setdefault(key, getattr(saved, key))
+    if args["data"] is None:
+        del args["data"]
+    args["init_from"] = os.path.abspath(path)
+    return init
 
 
 def _ensemble_words(cfg, state):

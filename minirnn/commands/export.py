@@ -1,0 +1,64 @@
+"""Export a checkpoint's weights as safetensors, in PyTorch's or Keras' layout.
+
+    python scripts/export.py tm.npz -o tm.safetensors                   # nn.RNN / nn.LSTM + nn.Linear
+    python scripts/export.py gru.npz -o gru.safetensors --layout keras  # Keras' GRU(reset_after=False)
+
+The keys are those of d2l's concise RNNModel (rnn.*, linear.*, embedding.*); the
+vocabulary, text mode and activation travel in the file's __metadata__.
+docs/interop.md lists each mapping and the lines that load the file.
+"""
+import sys
+
+import numpy as np
+
+from minirnn import checkpoint, interop
+from minirnn.atomic import check_named, check_not_input, check_writable
+from minirnn.cli import ArgumentParser
+from minirnn.config import DTYPES
+from minirnn.model import model_spec
+from minirnn.safetensors_io import save_safetensors
+
+
+def main(argv, prog="export.py"):
+    p = ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint written by train --save")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the .safetensors file to write")
+    p.add_argument("--layout", choices=interop.LAYOUTS, default="torch",
+                   help="torch: nn.RNN / nn.LSTM, nn.Linear, nn.Embedding; keras: SimpleRNN / LSTM / "
+                        "GRU(reset_after=False), Dense, Embedding (default torch)")
+    p.add_argument("--dtype", choices=DTYPES, help="write the weights in this precision (default: the checkpoint's)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = p.parse_args(argv)
+    check_named({"CHECKPOINT": args.checkpoint, "-o": args.output})
+    check_writable(args.output, "-o")
+    check_not_input({"-o": args.output}, {"CHECKPOINT": args.checkpoint})
+    ckpt = checkpoint.load(args.checkpoint)
+    cfg = ckpt.config
+    params = {k: a.astype(args.dtype or a.dtype, copy=False) for k, a in ckpt.params.items()}
+    arrays = interop.EXPORTS[args.layout](params)  # the torch layout refuses the book's GRU, saying why
+    spec = model_spec(params)
+    meta = interop.metadata(args.layout, spec.cell, ckpt.vocab, cfg.text_mode, cfg.activation, cfg.sample_prefix)
+    save_safetensors(args.output, arrays, meta)
+    if ckpt.snapshots is not None:
+        print(f"note: the checkpoint's ensemble snapshots are not exported, only its own weights", file=sys.stderr)
+    dtype = np.dtype(next(iter(arrays.values())).dtype).name
+    print(f"wrote {args.output}: {spec.describe()}"
+          + (f" ({cfg.activation})" if spec.cell == "rnn" else "")
+          + f", V={spec.vocab_size} H={spec.num_hiddens}, {dtype}, {len(arrays)} tensors in the {args.layout} layout "
+          + f"for {_target(spec, cfg.activation, args.layout)}")
+    return 0
+
+
+def _target(spec, activation, layout):
+    """The other framework's modules that load the file."""
+    if layout == "torch":
+        rnn = f"nn.{'LSTM' if spec.cell == 'lstm' else 'RNN'}({spec.embed_size or spec.vocab_size}, " \
+              f"{spec.num_hiddens}" + (f", num_layers={spec.num_layers}" if spec.num_layers > 1 else "") \
+              + (", nonlinearity='relu'" if activation == "relu" else "") + ")"
+        return ((f"nn.Embedding({spec.vocab_size}, {spec.embed_size}) + " if spec.embed_size else "")
+                + rnn + f" + nn.Linear({spec.num_hiddens}, {spec.vocab_size})")
+    layer = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}[spec.cell]
+    options = ", reset_after=False" if spec.cell == "gru" else ", activation='relu'" if activation == "relu" else ""
+    return ((f"Embedding({spec.vocab_size}, {spec.embed_size}) + " if spec.embed_size else "")
+            + (f"{spec.num_layers} x " if spec.num_layers > 1 else "") + f"{layer}({spec.num_hiddens}{options}) + "
+            + f"Dense({spec.vocab_size})")
