@@ -14,20 +14,23 @@ from minirnn.cells import gru, lstm, rnn
 from minirnn.kernels import KERNELS, parameters, real_type, source
 from minirnn.model import Workspace
 
+from conftest import _gpu_or_skip
+
 seeds = st.integers(0, 2**32 - 1)
 CC = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-pytestmark = pytest.mark.skipif(CC is None, reason="no host C compiler (cc or gcc, or $CC) to build the kernels with")
 # Kernels and NumPy round tanh each their own way (a few ulps); every other operation is
-# the same one in the same order.
+# the same one in the same order (on a GPU too: the test builds there without fused
+# multiply-adds).
 RTOL, ATOL = 1e-12, 1e-14
+GPU_OPTIONS = ("--fmad=false",)
 
 
 class HostKernels:
-    """A cell's kernels built for the host; kernel(name)(*args) takes NumPy arrays
+    """A cell's kernels built for the host; kernels(name, *args) takes NumPy arrays
     (C-contiguous, of the build's dtype), None for a NULL pointer, and ints."""
 
     def __init__(self, path, cell, dtype):
-        self.lib, self.cell, self.dtype = ctypes.CDLL(str(path)), cell, np.dtype(dtype)
+        self.lib, self.dtype = ctypes.CDLL(str(path)), np.dtype(dtype)
         self.params = parameters(cell)
 
     def __call__(self, name, *args):
@@ -35,7 +38,7 @@ class HostKernels:
         assert len(args) == len(params), f"{name} takes {[p for _, p in params]}"
         ctypes_args = []
         for (kind, pname), a in zip(params, args):
-            if kind == "array":
+            if kind in ("in", "out"):
                 if a is not None:
                     assert a.dtype == self.dtype and a.flags.c_contiguous, (name, pname)
                 ctypes_args.append(None if a is None else ctypes.c_void_p(a.ctypes.data))
@@ -45,11 +48,49 @@ class HostKernels:
         getattr(self.lib, name)(*ctypes_args)
 
 
-@pytest.fixture(scope="module")
-def host_kernels(tmp_path_factory):
-    """{(cell, dtype): HostKernels}, every cell built in float32 and float64."""
+class DeviceKernels:
+    """The same kernels compiled by NVRTC and launched on the GPU; the same call as
+    HostKernels: each NumPy array goes to the device, and every array the kernel
+    writes comes back into it."""
+
+    def __init__(self, cupy, cell, dtype):
+        self.cupy, self.dtype = cupy, np.dtype(dtype)
+        self.module = cupy.RawModule(code=source(cell, dtype), options=GPU_OPTIONS)
+        self.params = parameters(cell)
+
+    def __call__(self, name, *args):
+        cp, params = self.cupy, self.params[name]
+        assert len(args) == len(params), f"{name} takes {[p for _, p in params]}"
+        dev_args, back = [], []
+        for (kind, pname), a in zip(params, args):
+            if kind in ("in", "out"):
+                if a is None:
+                    dev_args.append(np.uint64(0))  # NULL
+                    continue
+                assert a.dtype == self.dtype and a.flags.c_contiguous, (name, pname)
+                d = cp.asarray(a)
+                dev_args.append(d)
+                if kind == "out":
+                    back.append((a, d))
+            else:
+                dev_args.append(np.int64(a) if kind == "int64" else np.int32(a))
+        n = int(args[[p for _, p in params].index("n")])
+        self.module.get_function(name)(((n + 127) // 128,), (128,), tuple(dev_args))
+        for a, d in back:
+            a[...] = cp.asnumpy(d)
+
+
+@pytest.fixture(scope="module", params=["host", "gpu"])
+def built(request, tmp_path_factory):
+    """{(cell, dtype): kernels}, every cell in float32 and float64: built by the host C
+    compiler, or (with MINIRNN_DEVICE=gpu) by NVRTC and run on the GPU."""
+    if request.param == "gpu":
+        cupy = _gpu_or_skip().xp
+        return {(cell, dtype): DeviceKernels(cupy, cell, dtype) for cell in KERNELS for dtype in ("float32", "float64")}
+    if CC is None:
+        pytest.skip("no host C compiler (cc or gcc, or $CC) to build the kernels with")
     where = tmp_path_factory.mktemp("kernels")
-    built = {}
+    kernels = {}
     for cell in KERNELS:
         for dtype in ("float32", "float64"):
             src, lib = where / f"{cell}_{dtype}.c", where / f"{cell}_{dtype}.so"
@@ -57,8 +98,8 @@ def host_kernels(tmp_path_factory):
             r = subprocess.run([CC, "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Werror", "-fPIC", "-shared",
                                 "-o", str(lib), str(src), "-lm"], capture_output=True, text=True, timeout=120)
             assert r.returncode == 0, f"{cell} {dtype} does not compile on the host:\n{r.stderr}"
-            built[cell, dtype] = HostKernels(lib, cell, dtype)
-    return built
+            kernels[cell, dtype] = HostKernels(lib, cell, dtype)
+    return kernels
 
 
 def close(a, b, rtol=RTOL, atol=ATOL):
@@ -81,9 +122,9 @@ def test_sources_name_their_kernels_and_types():
 
 # ----------------------------------------------------------------------------- one step
 @given(st.integers(1, 5), st.integers(1, 9), st.sampled_from(["tanh", "relu"]), st.booleans(), seeds)
-def test_rnn_step_matches_numpy(host_kernels, B, H, activation, accumulated, seed):
+def test_rnn_step_matches_numpy(built, B, H, activation, accumulated, seed):
     rng = np.random.default_rng(seed)
-    k, relu = host_kernels["rnn", "float64"], int(activation == "relu")
+    k, relu = built["rnn", "float64"], int(activation == "relu")
     A, H_prev, W_hh = rng.normal(0, 1, (B, H)), rng.normal(0, 1, (B, H)), rng.normal(0, 0.5, (H, H))
     H_ref = rnn.rnn_step_forward(A.copy(), H_prev, W_hh, activation, np.empty((B, H)))
     P = H_prev @ W_hh
@@ -113,9 +154,9 @@ def _gru_forward(k, A_t, H_prev, W_hzr, W_hh, G, RH, H_t, accumulated):
 
 
 @given(st.integers(1, 5), st.integers(1, 9), st.booleans(), st.booleans(), seeds)
-def test_gru_step_matches_numpy(host_kernels, B, H, accumulated, pending, seed):
+def test_gru_step_matches_numpy(built, B, H, accumulated, pending, seed):
     rng = np.random.default_rng(seed)
-    k = host_kernels["gru", "float64"]
+    k = built["gru", "float64"]
     A, H_prev = rng.normal(0, 1, (B, 3 * H)), rng.normal(0, 1, (B, H))
     W_hzr, W_hh = rng.normal(0, 0.5, (H, 2 * H)), rng.normal(0, 0.5, (H, H))
     G_ref, RH_ref, H_ref = np.empty((3, B, H)), np.empty((B, H)), np.empty((B, H))
@@ -144,9 +185,9 @@ def test_gru_step_matches_numpy(host_kernels, B, H, accumulated, pending, seed):
 
 
 @given(st.integers(1, 5), st.integers(1, 9), st.booleans(), seeds)
-def test_lstm_step_matches_numpy(host_kernels, B, H, accumulated, seed):
+def test_lstm_step_matches_numpy(built, B, H, accumulated, seed):
     rng = np.random.default_rng(seed)
-    k = host_kernels["lstm", "float64"]
+    k = built["lstm", "float64"]
     A, H_prev, C_prev = rng.normal(0, 1, (B, 4 * H)), rng.normal(0, 1, (B, H)), rng.normal(0, 1, (B, H))
     W_h = rng.normal(0, 0.5, (H, 4 * H))
     G_ref, H_ref, C_ref, tC_ref = (np.empty(s) for s in ((4, B, H), (B, H), (B, H), (B, H)))
@@ -185,7 +226,7 @@ def _kernel_sequence(k, cell, A, state0, W_h, dHs, dstate_T, activation):
     T, B, kH = A.shape
     H = kH // len(cell.GATES)
     n = B * H
-    Hs = np.empty((T + 1, B, H))
+    Hs = np.empty((T + 1, B, H), A.dtype)
     Hs[0] = state0[0]
     dH = dstate_T[0].copy()
     if cell is rnn:
@@ -198,17 +239,17 @@ def _kernel_sequence(k, cell, A, state0, W_h, dHs, dstate_T, activation):
             k("rnn_step_backward", dZ[t - 1], dH, Hs[t], n, relu)
             dH = dZ[t - 1] @ W_hh.T  # into H_{t-1}
         return Hs, (Hs[T],), dZ, (dH,)
-    buf = np.empty((T + 1, B, kH))
+    buf = np.empty((T + 1, B, kH), A.dtype)
     buf[1:] = A
     G = buf[:T].reshape(T, -1, B, H)  # step t's gates in the block step t-1 has read
     dHs = dHs.copy()
     if cell is gru:
         W_hzr, W_hh = np.concatenate(W_h[:2], axis=1), W_h[2]
-        RH = np.empty((T, B, H))
+        RH = np.empty((T, B, H), A.dtype)
         for t in range(T):
             _apart(G[t], buf[t + 1])
             _gru_forward(k, buf[t + 1], Hs[t], W_hzr, W_hh, G[t], RH[t], Hs[t + 1], accumulated=False)
-        dA, dG, P = buf[:T].reshape(T, B, kH), np.empty((3, B, H)), None  # dA_t in G_t's own memory
+        dA, dG, P = buf[:T].reshape(T, B, kH), np.empty((3, B, H), A.dtype), None  # dA_t in G_t's own memory
         for t in range(T, 0, -1):
             k("gru_step_backward_state", dHs[t - 1], dH, P, G[t - 1], Hs[t], dG, n)
             _apart(dG, G[t - 1])
@@ -216,7 +257,7 @@ def _kernel_sequence(k, cell, A, state0, W_h, dHs, dstate_T, activation):
             P = dA[t - 1][:, :2 * H] @ W_hzr.T  # the last product, added by the next step's kernel
         return Hs, (Hs[T],), dA, (dH + P,)
     W_cat = np.concatenate(W_h, axis=1)
-    Cs, tCs = np.empty((T + 1, B, H)), np.empty((T, B, H))
+    Cs, tCs = np.empty((T + 1, B, H), A.dtype), np.empty((T, B, H), A.dtype)
     Cs[0] = state0[1]
     for t in range(T):
         _apart(G[t], buf[t + 1])
@@ -230,23 +271,30 @@ def _kernel_sequence(k, cell, A, state0, W_h, dHs, dstate_T, activation):
 
 
 @given(st.sampled_from([rnn, gru, lstm]), st.integers(1, 6), st.integers(1, 4), st.integers(1, 7),
-       st.sampled_from(["tanh", "relu"]), seeds)
-def test_a_sequence_of_kernel_steps_matches_the_numpy_sequence(host_kernels, cell, T, B, H, activation, seed):
+       st.sampled_from(["tanh", "relu"]), st.sampled_from(["float64", "float32"]), seeds)
+def test_a_sequence_of_kernel_steps_matches_the_numpy_sequence(built, cell, T, B, H, activation, dtype, seed):
+    """float64 to the rounding of tanh; float32 to a few float32 ulps."""
     rng = np.random.default_rng(seed)
-    k = host_kernels[cell.__name__.rsplit(".", 1)[-1], "float64"]
+    k = built[cell.__name__.rsplit(".", 1)[-1], dtype]
     kH = len(cell.GATES) * H
-    A, W_h = rng.normal(0, 1, (T, B, kH)), [rng.normal(0, 0.5, (H, H)) for _ in cell.GATES]
-    state0 = tuple(rng.normal(0, 1, (B, H)) for _ in cell.STATES)
-    dHs, dstate_T = rng.normal(0, 1, (T, B, H)), tuple(rng.normal(0, 1, (B, H)) for _ in cell.STATES)
+
+    def draw(shape, scale=1.0):
+        return rng.normal(0, scale, shape).astype(dtype)
+
+    A, W_h = draw((T, B, kH)), [draw((H, H), 0.5) for _ in cell.GATES]
+    state0 = tuple(draw((B, H)) for _ in cell.STATES)
+    dHs, dstate_T = draw((T, B, H)), tuple(draw((B, H)) for _ in cell.STATES)
+    tol = {"rtol": RTOL, "atol": ATOL} if dtype == "float64" else {"rtol": 1e-4, "atol": 1e-5}
 
     ws = Workspace()
-    A_ref = cell.input_buffer(ws, "x/", T, B, H, np.float64, np)
+    A_ref = cell.input_buffer(ws, "x/", T, B, H, np.dtype(dtype), np)
     A_ref[...] = A
     Hs_ref, state_ref, cache = cell.sequence_forward(A_ref, state0, cell.prepare(W_h, ws, "x/"), ws, "x/", activation)
     dA_ref, dstate0_ref, _ = cell.sequence_backward(dHs.copy(), cache, dstate_T)
 
     Hs, state_T, dA, dstate0 = _kernel_sequence(k, cell, A, state0, W_h, dHs, dstate_T, activation)
-    close(Hs, Hs_ref)
+    close(Hs, Hs_ref, **tol)
     for got, want in zip(state_T + dstate0, state_ref + dstate0_ref):
-        close(got, want)
-    close(dA, dA_ref)
+        assert got.dtype == want.dtype == np.dtype(dtype)
+        close(got, want, **tol)
+    close(dA, dA_ref, **tol)

@@ -51,11 +51,12 @@ def source(cell, dtype, host=False):
 
 def parameters(cell):
     """{kernel name: [(kind, parameter name), ...]} read from the cell's source, in order;
-    kind is "array" (a real pointer, possibly NULL where the text says so), "int64"
-    (long long) or "int32" (int). A launcher converts its arguments by these."""
+    kind is "in" (const real *: an array the kernel only reads, or NULL where the text
+    says so), "out" (real *: an array it writes, and may read), "int64" (long long) or
+    "int32" (int). A launcher converts its arguments by these."""
     import re
 
-    kinds = {"real *": "array", "const real *": "array", "long long ": "int64", "int ": "int32"}
+    kinds = {"real *": "out", "const real *": "in", "long long ": "int64", "int ": "int32"}
     found = {}
     for name, params in re.findall(r"KERNEL (\w+)\(([^)]*)\)", _read(f"{cell}.cu")):
         out = []
