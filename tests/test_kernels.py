@@ -5,6 +5,7 @@ import ctypes
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -118,6 +119,19 @@ def test_sources_name_their_kernels_and_types():
         source("rnn", "float16")
     with pytest.raises(ValueError, match="no step kernels for cell 'lru': choose one of rnn, gru, lstm"):
         source("lru", "float64")
+
+
+def test_a_regular_install_ships_the_kernel_sources(tmp_path, installed):
+    """`pip install .` (not editable) carries the .cu files and the prelude as package data."""
+    target, _ = installed
+    code = ("import minirnn.kernels as k; print(k.__file__); "
+            "print(sum(len(k.source(c, 'float32')) for c in k.KERNELS))")
+    check = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                           env={"PYTHONPATH": str(target)}, timeout=120)
+    assert check.returncode == 0, check.stderr
+    where, size = check.stdout.split()
+    assert where.startswith(str(target))  # the installed copy, not this checkout
+    assert int(size) == sum(len(source(c, "float32")) for c in KERNELS)
 
 
 # ----------------------------------------------------------------------------- one step
