@@ -94,8 +94,9 @@ def test_the_library_lookup_says_what_to_install(monkeypatch):
         return real_import(name, globals, locals, fromlist, level)
 
     monkeypatch.setattr(builtins, "__import__", no_pathfinder)
-    with pytest.raises(CublasError, match=r"^finding cuBLAS needs cuda.pathfinder, which is not installed "
-                                          r"\(No module named 'cuda.pathfinder'\): pip install \"cupy-cuda12x\[ctk\]\"$"):
+    expected = (r"^finding cuBLAS needs cuda.pathfinder, which is not installed "
+                r"\(No module named 'cuda.pathfinder'\): pip install \"cupy-cuda12x\[ctk\]\"$")
+    with pytest.raises(CublasError, match=expected):
         cublas.library()
     monkeypatch.setattr(builtins, "__import__", real_import)
     pathfinder = pytest.importorskip("cuda.pathfinder", reason="cuda.pathfinder is not installed (comes with cupy 14)")
