@@ -57,6 +57,15 @@ def test_every_kernel_compiles_with_nvrtc(cell, dtype, options):
     assert wide == (dtype == "float64"), f"{cell} {dtype}: double arithmetic {'missing' if not wide else 'present'}"
 
 
+@pytest.mark.parametrize("name", ["ADD", "TANH"])
+def test_the_probes_own_kernels_compile(name):
+    from minirnn import gpu_probe
+
+    src = getattr(gpu_probe, name)
+    ptx, log = compile_ptx(src, f"probe_{name.lower()}.cu", OPTIONS[0])
+    assert log.strip() == "" and f".entry probe_{name.lower()}(" in ptx
+
+
 def test_a_kernel_that_does_not_compile_fails_with_its_log():
     expected = r'(?s)does not compile with NVRTC.*"undefined_name" is undefined'
     with pytest.raises(pytest.fail.Exception, match=expected):
