@@ -49,7 +49,8 @@ def library():
         path = pathfinder.load_nvidia_dynamic_lib("cublas").abs_path
         lib = ctypes.CDLL(path)
     except Exception as e:  # DynamicLibNotFoundError and friends, or an OSError from dlopen
-        raise CublasError(f"cuBLAS's library was not found ({type(e).__name__}: {e}): {INSTALL_HINT}") from None
+        why = " ".join(str(e).split())  # one line: pathfinder's messages may span several
+        raise CublasError(f"cuBLAS's library was not found ({type(e).__name__}: {why}): {INSTALL_HINT}") from None
     _declare(lib)
     _LIBRARY.append(lib)
     return lib

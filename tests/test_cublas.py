@@ -102,11 +102,11 @@ def test_the_library_lookup_says_what_to_install(monkeypatch):
     pathfinder = pytest.importorskip("cuda.pathfinder", reason="cuda.pathfinder is not installed (comes with cupy 14)")
 
     def not_found(name):
-        raise pathfinder.DynamicLibNotFoundError(f"Failure finding lib{name}.so")
+        raise pathfinder.DynamicLibNotFoundError(f"Failure finding lib{name}.so:\n  No such file\n")
 
     monkeypatch.setattr(pathfinder, "load_nvidia_dynamic_lib", not_found)
     with pytest.raises(CublasError, match=r"^cuBLAS's library was not found \(DynamicLibNotFoundError: Failure finding "
-                                          r"libcublas.so\): pip install \"cupy-cuda12x\[ctk\]\"$"):
+                                          r"libcublas.so: No such file\): pip install \"cupy-cuda12x\[ctk\]\"$"):
         cublas.library()
     assert isinstance(CublasError("x"), BackendError)  # the commands print it on one line
 
