@@ -16,7 +16,8 @@ def clone(tmp_path):
     target.mkdir()
     shutil.copytree(ROOT / "minirnn", target / "minirnn", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "scripts", target / "scripts", ignore=shutil.ignore_patterns("__pycache__", "figures"))
-    shutil.copy(ROOT / "__main__.py", target / "__main__.py")
+    if (ROOT / "__main__.py").exists():  # the clone root's own, run when python -m minirnn takes the clone
+        shutil.copy(ROOT / "__main__.py", target / "__main__.py")
     return target
 
 

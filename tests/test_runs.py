@@ -15,7 +15,6 @@ from minirnn import checkpoint
 from minirnn.data import Vocab
 from minirnn.generate import predict
 from minirnn.model import init_params
-from minirnn.train import RunClock, progress_line
 
 from helpers import run_script
 
@@ -153,6 +152,8 @@ def test_unknown_prefix_characters_are_shown_as_typed():
 
 
 def test_the_progress_line_shows_elapsed_and_left_time():
+    from minirnn.train import RunClock, progress_line
+
     now = [100.0]
     clock = RunClock(start_epoch=10, epochs=50, clock=lambda: now[0])
     now[0] += 30
