@@ -628,8 +628,9 @@ def _write_plot(path, history, cfg, vocab_size):
     ax.set_yscale("log")
     values = [v for r in history for k in ("train_ppl", "heldout_ppl", "ensemble_ppl")
               if 0 < (v := r.get(k) or 0) < math.inf]
-    ticks = log_ticks(min(values), max(values))
-    ax.set_ylim(min(ticks[0], min(values) / 1.05), max(ticks[-1], max(values) * 1.05))
+    low, high = min(values) / 1.05, max(values) * 1.05  # a margin on each side, as matplotlib's own
+    ticks = log_ticks(low, high)
+    ax.set_ylim(min(ticks[0], low), max(ticks[-1], high))
     ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -646,11 +647,11 @@ PLOT_KEY = "minirnn run"
 
 
 def plot_title(cfg, vocab_size):
-    """'The Time Machine, first 10000 tokens: rnn, H=512, vocab 28, sgd lr 1': the text and the model."""
+    """'The Time Machine, first 10000 tokens: rnn, H=512, vocab 28': the text and the model."""
     text = "The Time Machine" if cfg.data is None else os.path.basename(cfg.data)
     part = "the whole text" if cfg.max_tokens == 0 else f"first {cfg.max_tokens} tokens"
     model = Spec(cfg.cell, cfg.num_layers, vocab_size, cfg.num_hiddens, cfg.embed_size).describe()
-    return f"{text}, {part}: {model}, H={cfg.num_hiddens}, vocab {vocab_size}, {cfg.optimizer} lr {cfg.lr:g}"
+    return f"{text}, {part}: {model}, H={cfg.num_hiddens}, vocab {vocab_size}"
 
 
 def log_ticks(low, high, most=8):
