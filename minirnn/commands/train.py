@@ -287,12 +287,10 @@ def main(argv, prog="train.py"):
                 _write_log(log, state.history, state.changes)
             if plot and state.history:
                 _write_plot(plot, state.history, cfg, len(vocab))
+            kept = ("" if not save else f"; the checkpoint {save} is left as it was" if os.path.exists(save) else
+                    f"; no checkpoint was written to {save} (--save-every N saves one every N epochs)")
             if log or plot:
-                print(f"wrote {_where(log=log, plot=plot)} up to epoch {state.epoch}", file=sys.stderr)
-            if save:
-                print(f"the checkpoint {save} is left as it was" if os.path.exists(save) else
-                      f"no checkpoint written to {save}: the run diverged before saving one "
-                      f"(--save-every N saves every N epochs)", file=sys.stderr)
+                print(f"wrote {_where(log=log, plot=plot)} up to epoch {state.epoch}{kept}", file=sys.stderr)
             raise  # the last good checkpoint stays as it was
     write_outputs()
     written = _where(checkpoint=save, log=log, plot=plot if state.history else None,
