@@ -72,3 +72,14 @@ def test_python_m_minirnn_beside_the_clone_names_the_shadowing(tmp_path):
     assert inside.returncode == 0 and inside.stdout.startswith("minirnn ")
     direct = python("minirnn", "--version", cwd=tmp_path)  # python CLONE runs the commands
     assert direct.returncode == 0 and direct.stdout.startswith("minirnn ")
+
+
+def test_a_missing_numpy_is_one_line(tmp_path):
+    target = clone(tmp_path)
+    block = tmp_path / "block" / "numpy"
+    block.mkdir(parents=True)
+    (block / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'numpy'\", name='numpy')\n")
+    r = subprocess.run([sys.executable, str(target / "scripts" / "train.py"), "--epochs", "1"], capture_output=True,
+                       text=True, cwd=tmp_path, env={**bare_env(), "PYTHONPATH": str(tmp_path / "block")}, timeout=120)
+    assert r.returncode == 1 and r.stderr.strip() == ("error: minirnn needs NumPy, which is not installed: pip install "
+                                                      "numpy (or pip install -e . in the clone, which installs it)")
