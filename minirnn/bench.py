@@ -209,8 +209,10 @@ def profile_step(spec, B, T, backend, repeats=10, dtype="float32"):
 
 
 def bench_config(name, backend, threads, warmup=3, repeats=10, *, cell="rnn", num_layers=1, embed_size=0,
-                 num_hiddens=None):
+                 num_hiddens=None, batch_size=None, num_steps=None):
+    """Time config `name`'s step and floor; num_hiddens, batch_size, num_steps override its own."""
     B, T, H, V = CONFIGS[name]
+    B, T = batch_size or B, num_steps or T
     spec = Spec(cell, num_layers, V, num_hiddens or H, embed_size)
     floor, step = interleaved_times([floor_products(spec, B, T, backend), engine_step(spec, B, T, backend)],
                                     backend, warmup, repeats)

@@ -37,7 +37,7 @@ from .train import ARRAY_FIELDS, TrainState
 FORMAT = "minirnn-checkpoint-1"
 STATE_KEYS = tuple(f.name for f in dataclasses.fields(TrainState) if f.name not in ARRAY_FIELDS)
 # Keys that checkpoints of minirnn 0.1 do not have: such a checkpoint resumes with their defaults.
-LATER_STATE_KEYS = ("lr", "best_heldout", "best_epoch", "evals_since_best", "stopped_early")
+LATER_STATE_KEYS = ("lr", "best_heldout", "best_epoch", "evals_since_best", "stopped_early", "changes")
 
 
 class Checkpoint:
@@ -263,7 +263,8 @@ def _check_state(state, path):
     later = (all(state.get(k) is None or (isinstance(state[k], (int, float)) and not isinstance(state[k], bool))
                  for k in ("lr", "best_heldout"))
              and all(isinstance(state.get(k, 0), int) and state.get(k, 0) >= 0 for k in ("best_epoch", "evals_since_best"))
-             and isinstance(state.get("stopped_early", False), bool))
+             and isinstance(state.get("stopped_early", False), bool)
+             and isinstance(state.get("changes", []), list) and all(isinstance(c, dict) for c in state.get("changes", [])))
     if not (ints and reals and rows and later and isinstance(state["corpus_sha1"], str)):
         raise CheckpointError(f"checkpoint {path}: the training state has values of the wrong type")
     try:

@@ -59,7 +59,8 @@ class Config:
     init_from: str = None  # a checkpoint whose weights start this new run (absolute path); None: init_params
 
     # Options that may differ between a checkpoint and the run that resumes it.
-    RESUMABLE_CHANGES = ("epochs", "device", "print_every", "save_every", "progress_seconds", "eval_every",
+    # Each change is recorded in the checkpoint's state and the log (docs/runs.md).
+    RESUMABLE_CHANGES = ("epochs", "lr", "device", "print_every", "save_every", "progress_seconds", "eval_every",
                          "patience", "sample_prefix", "sample_temperature")
 
     def __post_init__(self):

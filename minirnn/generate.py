@@ -34,6 +34,12 @@ def encode_prefix(prefix, vocab, text_mode="letters"):
     Characters outside the vocabulary map to <unk> (id 0), with one warning
     that names them.
     """
+    return read_prefix(prefix, vocab, text_mode)[1]
+
+
+def read_prefix(prefix, vocab, text_mode="letters"):
+    """Prefix -> (text, ids): the preprocessed prefix, as the generated text shows it
+    (a character outside the vocabulary as typed), and its ids (that character as <unk>)."""
     if not isinstance(prefix, str) or not prefix:
         raise UsageError("the prefix is empty; give at least one character, e.g. --prefix 'time traveller'")
     try:
@@ -45,13 +51,15 @@ def encode_prefix(prefix, vocab, text_mode="letters"):
         raise UsageError(f"the prefix {prefix!r} is empty after '{text_mode}' preprocessing, which keeps only the letters A-Z; give some of them")
     unknown = vocab.unknown_chars(text)
     if unknown:
-        warnings.warn(f"prefix characters not in the vocabulary, read as <unk>: {''.join(unknown)!r}", stacklevel=3)
-    return vocab.encode(text)
+        warnings.warn(f"prefix characters not in the vocabulary, read as <unk> (the text shows them as typed): "
+                      f"{''.join(unknown)!r}", stacklevel=4)
+    return text, vocab.encode(text)
 
 
 def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="letters",
             temperature=None, seed=0):
-    """Return the (preprocessed) prefix followed by num_preds generated characters.
+    """Return the (preprocessed) prefix followed by num_preds generated characters; a
+    prefix character outside the vocabulary is read as <unk> and shown as typed.
     Works for every model that params describe (cell, layers, embedding); params may
     also be a list of such models, an ensemble, on one device."""
     num_preds = int(num_preds)
@@ -59,7 +67,7 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
         raise ValueError(f"the number of characters to generate must be >= 0, got {num_preds}")
     if temperature is not None and not 0 < temperature < np.inf:
         raise ValueError(f"temperature must be > 0 and finite, got {temperature}")
-    ids = encode_prefix(prefix, vocab, text_mode)
+    text, ids = read_prefix(prefix, vocab, text_mode)
     members = params.params if isinstance(params, Snapshots) else [params] if isinstance(params, dict) else params
     if not isinstance(members, (list, tuple)) or not all(isinstance(m, dict) for m in members):
         raise TypeError(f"params must be one model (a dict of weights), a list of them or a Snapshots, "
@@ -88,7 +96,7 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
             token = xp.argmax(logits[None, :], axis=1)  # (1,): stays on the device
             out[start + i:start + i + 1] = token
     generated = backend.to_numpy(out)  # deliberate host sync, once per call
-    return vocab.decode(ids) + vocab.decode(generated)
+    return text + vocab.decode(generated)  # the prefix as read, unknown characters as typed
 
 
 class _Member:

@@ -60,6 +60,9 @@ class TrainState:
     optimizer    the optimizer (its state is saved as arrays, not in the JSON)
     snapshots    with --ensemble K > 1, the last K measured models (ensemble.Snapshots,
                  saved as arrays); model selection then uses their ensemble
+    changes      options changed on resuming: one dict per resume that changed any,
+                 {"epoch": E, "batch": N, "changes": {name: [old, new]}}, E and N the
+                 position it resumed from
     """
 
     params: dict
@@ -82,6 +85,7 @@ class TrainState:
     stopped_early: bool = False
     optimizer: object = None
     snapshots: object = None
+    changes: list = dataclasses.field(default_factory=list)
 
 
 def new_state(cfg, vocab_size, backend, params=None):
@@ -340,6 +344,7 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
         state.snapshots = new_snapshots(cfg)
     workspace = Workspace()
     eval_every = cfg.eval_every or cfg.print_every
+    clock = RunClock(state.epoch, cfg.epochs)
     while state.epoch < cfg.epochs and not state.stopped_early:
         if not train_epoch(state, corpus.train, cfg, backend, should_stop, workspace, tick):
             return False
@@ -349,7 +354,7 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
             _measure(state, row, corpus.heldout, cfg, backend, workspace)
             _select(state, cfg, selected(row), on_best)
         if printing and report is not None:
-            report(progress_line(row, sample(state.params) if sample else None))
+            report(progress_line(row, sample(state.params) if sample else None, clock(state.epoch)))
         if state.stopped_early and report is not None:
             report(f"stopping early: no held-out improvement in {cfg.patience} measurements; "
                    f"best epoch {state.best_epoch}, held-out perplexity {state.best_heldout:.3f}"
@@ -427,11 +432,40 @@ def fixed(x, width, decimals=3):
     return text if len(text) <= width else f"{x:{width}.3g}"
 
 
-def progress_line(row, text=None):
+def progress_line(row, text=None, timing=None):
     ensemble = f"  ensemble {fixed(row['ensemble_ppl'], 7)}" if row.get("ensemble_ppl") is not None else ""
     line = (f"epoch {row['epoch']:4d}  ppl {fixed(row['train_ppl'], 7)}  held-out {fixed(row['heldout_ppl'], 7)}"
             f"{ensemble}  {fixed(row['tokens_per_s'], 9, 1)} tokens/s  |grad| {fixed(row['grad_norm'], 6)}")
+    line = line if timing is None else f"{line}  {timing}"
     return line if text is None else f"{line}  {text!r}"
+
+
+class RunClock:
+    """The progress line's time: wall-clock seconds since this call of fit started, and
+    the time left to --epochs at the pace of the epochs it has run (measurements and
+    samples included). --patience may end the run sooner."""
+
+    def __init__(self, start_epoch, epochs, clock=time.perf_counter):
+        self.start_epoch, self.epochs, self.clock, self.start = start_epoch, epochs, clock, clock()
+
+    def __call__(self, epoch):
+        elapsed = self.clock() - self.start
+        done = epoch - self.start_epoch
+        if epoch >= self.epochs or done < 1:
+            return f"{duration(elapsed)} elapsed"
+        return f"{duration(elapsed)} elapsed, {duration(elapsed / done * (self.epochs - epoch))} left"
+
+
+def duration(seconds):
+    """42s, 5m07s, 3h05m, 2d04h."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def summary_line(state, device):

@@ -34,6 +34,12 @@ def launch(name, argv, prog):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:
+        if e.name != "numpy":
+            raise
+        print("error: minirnn needs NumPy, which is not installed: pip install numpy "
+              "(or pip install -e . in the clone, which installs it)", file=sys.stderr)
+        return 1
     return run(lambda args: module.main(args, prog=prog), argv, getattr(module, "OUT_OF_MEMORY", OUT_OF_MEMORY))
 
 

@@ -14,7 +14,7 @@ import os
 
 from minirnn.threads import TRAIN_THREADS, blas_threads, default_threads
 
-OUT_OF_MEMORY = "lower --num-hiddens, or run fewer --configs (large needs the most), or on --device cpu if it ran on the GPU"
+OUT_OF_MEMORY = "lower --num-hiddens, --batch-size or --num-steps, or run fewer --configs (large needs the most), or on --device cpu if it ran on the GPU"
 
 
 def parse(argv, prog="bench.py"):
@@ -35,6 +35,8 @@ def parse(argv, prog="bench.py"):
     p.add_argument("--num-layers", type=int, default=1, help="stacked layers, L (default 1)")
     p.add_argument("--embed-size", type=int, default=0, help="embedding size E; 0 means one-hot input (default 0)")
     p.add_argument("--num-hiddens", type=int, help="hidden units H, overriding each config's own")
+    p.add_argument("--batch-size", type=int, help="sequences per minibatch B, overriding each config's own")
+    p.add_argument("--num-steps", type=int, help="steps per window T, overriding each config's own")
     p.add_argument("--repeats", type=int, default=10, help="timed repeats; the median is reported (default 10)")
     p.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per config, one per line")
@@ -51,7 +53,8 @@ def main(argv, prog="bench.py"):
         if value < low:
             raise UsageError(f"{flag} must be an integer >= {low}, got {value}")
     for flag, value, low in (("--num-layers", args.num_layers, 1), ("--embed-size", args.embed_size, 0),
-                             ("--num-hiddens", args.num_hiddens, 1)):
+                             ("--num-hiddens", args.num_hiddens, 1), ("--batch-size", args.batch_size, 1),
+                             ("--num-steps", args.num_steps, 1)):
         if value is not None and value < low:
             raise UsageError(f"{flag} must be an integer >= {low}, got {value}")
     if str(args.threads) != blas_threads():
@@ -65,14 +68,16 @@ def main(argv, prog="bench.py"):
     backend = get_backend(args.device)
     if not args.json:
         model = (Spec(args.cell, args.num_layers, 0, args.num_hiddens or 0, args.embed_size).describe()
-                 + (f", H={args.num_hiddens}" if args.num_hiddens else ""))
+                 + "".join(f", {k}={v}" for k, v in (("B", args.batch_size), ("T", args.num_steps),
+                                                      ("H", args.num_hiddens)) if v))
         print(f"{model}; device {backend.name}, {args.threads} BLAS thread{'' if args.threads == 1 else 's'}, float32, "
               f"median of {args.repeats} after {args.warmup} warm-up steps")
         print(f"{'config':<7} {'B/T/H/V':<16} {'step ms':>9} {'floor ms':>9} {'tokens/s':>10} "
               f"{'floor tok/s':>11} {'step/floor':>10}")
     for name in args.configs:
         r = bench_config(name, backend, args.threads, warmup=args.warmup, repeats=args.repeats, cell=args.cell,
-                         num_layers=args.num_layers, embed_size=args.embed_size, num_hiddens=args.num_hiddens)
+                         num_layers=args.num_layers, embed_size=args.embed_size, num_hiddens=args.num_hiddens,
+                         batch_size=args.batch_size, num_steps=args.num_steps)
         if args.json:
             print(json.dumps(r), flush=True)
         else:
@@ -81,6 +86,7 @@ def main(argv, prog="bench.py"):
                   f"{r['floor_tokens_per_s']:11.0f} {r['ratio']:10.3f}", flush=True)
         if args.profile:
             B, T, H, V = CONFIGS[name]
+            B, T = args.batch_size or B, args.num_steps or T
             spec = Spec(args.cell, args.num_layers, V, args.num_hiddens or H, args.embed_size)
             phases, subnormal = profile_step(spec, B, T, backend, repeats=args.repeats)
             total = sum(phases.values())

@@ -10,6 +10,8 @@
 import argparse
 import csv
 import io
+import json
+import math
 import os
 import sys
 import time
@@ -29,8 +31,8 @@ from minirnn.generate import predict
 from minirnn.model import Spec
 from minirnn.optim import make_optimizer
 from minirnn.threads import TRAIN_THREADS, blas_threads
-from minirnn.train import (check_corpus, check_same_text, check_snapshots, fit, measurements, memory_estimate,
-                           new_state, state_from_dict, state_to_dict, summary_line)
+from minirnn.train import (check_corpus, check_same_text, check_snapshots, duration, fit, measurements,
+                           memory_estimate, new_state, selected, state_from_dict, state_to_dict, summary_line)
 
 D = Config()
 BOOK_PREFIX = "time traveller"
@@ -133,6 +135,7 @@ def main(argv, prog="train.py"):
     if "data" in args:
         args["data"] = os.path.abspath(args["data"])
     ckpt = checkpoint.load(resume) if resume else None
+    changes = {}  # options a resumed run changes: {name: [old, new]}
     kept_best = ckpt.outputs.get("save_best") if ckpt else None  # where the resumed run kept its best model
     if ckpt and not save and kept_best and same_file(resume, kept_best):
         raise UsageError(f"{resume} is the best model its run kept (--save-best): resuming it would overwrite it "
@@ -143,6 +146,7 @@ def main(argv, prog="train.py"):
     elif save:
         check_writable(save, "--save")
     plot_given = bool(plot)
+    named = {"log": log, "plot": plot, "save_best": save_best}  # outputs named now, not taken from the checkpoint
     log, plot, save_best, outputs = _outputs(log, plot, save_best, ckpt)  # ... and continues its outputs
     _distinct(checkpoint=save, log=log, plot=plot, best=save_best)
     # A checkpoint replaces its source by design, and so does the best that the resumed run kept there.
@@ -183,6 +187,11 @@ def main(argv, prog="train.py"):
                                   f"start a new run without --resume") from None
         check_same_text(corpus, state, cfg.data or "the book")  # before the sizes: a changed text is the cause
         check_snapshots(state, corpus.heldout, cfg)
+        changes = _changes(ckpt.config, args, state)
+        if "lr" in changes:  # the rate in effect, after any --lr-decay, is the one replaced
+            state.lr = state.optimizer.lr = cfg.lr
+        if changes:
+            state.changes.append({"epoch": state.epoch, "batch": state.batch, "changes": changes})
     else:
         if init and corpus.vocab != init.vocab:
             raise DataError(f"the text of {cfg.data or 'the book'} ({cfg.text_mode}) gives another vocabulary "
@@ -192,6 +201,8 @@ def main(argv, prog="train.py"):
         _check_memory(cfg, corpus, backend)
         state = new_state(cfg, len(corpus.vocab), backend, params=init and init.params)
     check_corpus(corpus, cfg)
+    if ckpt:
+        _check_continued(resume, state, {"log": log, "plot": plot, "save_best": save_best}, named)
     if cfg.max_tokens >= corpus.num_tokens and not ckpt:  # said once, when the run starts
         given = f"--max-tokens {cfg.max_tokens} is" if "max_tokens" in args else \
             f"the default --max-tokens {cfg.max_tokens} is"
@@ -226,9 +237,9 @@ def main(argv, prog="train.py"):
         if save:
             save_to(save, state.H)
         if log:
-            _write_log(log, state.history)
+            _write_log(log, state.history, state.changes)
         if plot and state.history:
-            _write_plot(plot, state.history)
+            _write_plot(plot, state.history, cfg, len(vocab))
 
     def on_epoch(state):  # the last epoch is written by write_outputs
         if state.epoch == cfg.epochs:
@@ -236,7 +247,7 @@ def main(argv, prog="train.py"):
         if save and cfg.save_every and state.epoch % cfg.save_every == 0:
             save_to(save)
         if log and state.epoch % cfg.print_every == 0:
-            _write_log(log, state.history)
+            _write_log(log, state.history, state.changes)
 
     # Whether save_best holds the best model so far: a new run's is written at its
     # first measurement; a resumed run's best so far is the file its run kept, copied
@@ -276,6 +287,9 @@ def main(argv, prog="train.py"):
           + (f", {threads} BLAS thread{'s' if threads > 1 else ''}" if threads else "")
           + (f", resuming at epoch {state.epoch + 1}" if ckpt else "")
           + (f", starting from the weights of {cfg.init_from}" if cfg.init_from and not ckpt else ""), flush=True)
+    if ckpt and changes:
+        print(f"changed on resuming: {_changed_words(changes)} (recorded in the checkpoint"
+              f"{' and the log' if log else ''})", flush=True)
     if ckpt and (log or plot):
         print(f"continuing {_where(log=log, plot=plot)}", flush=True)
     report = lambda line: print(line, flush=True)  # noqa: E731
@@ -287,10 +301,11 @@ def main(argv, prog="train.py"):
                            on_epoch=on_epoch, should_stop=stop, sample=sample, tick=tick, on_best=on_best)
         except DivergedError:
             if log:
-                _write_log(log, state.history)
+                _write_log(log, state.history, state.changes)
             if plot and state.history:
-                _write_plot(plot, state.history)
-            kept = f"; the checkpoint {save} is left as it was" if save else ""
+                _write_plot(plot, state.history, cfg, len(vocab))
+            kept = ("" if not save else f"; the checkpoint {save} is left as it was" if os.path.exists(save) else
+                    f"; no checkpoint was written to {save} (--save-every N saves one every N epochs)")
             if log or plot:
                 print(f"wrote {_where(log=log, plot=plot)} up to epoch {state.epoch}{kept}", file=sys.stderr)
             raise  # the last good checkpoint stays as it was
@@ -311,6 +326,8 @@ def main(argv, prog="train.py"):
                  f" (not kept in {save_best}: it was found before this run wrote there)" if save_best else ""))
     if written:
         print(f"wrote {written}")
+    if save and not save_best and state.best_heldout is not None:
+        _warn_last_worse(save, state)
     print(summary_line(state, backend.name))
     model = state.params
     if state.snapshots is not None and len(state.snapshots):
@@ -478,22 +495,12 @@ class EpochProgress:
                     + (f", run in {duration(run_left)}" if self.epochs > state.epoch + 1 else ""))
 
 
-def duration(seconds):
-    """42s, 5m07s, 3h05m, 2d04h."""
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
-
-
 def _shown(key, value):
     """A saved option as the user would name it: --data None is the book."""
     if key == "ensemble" and value == 1:
         return "1 (no ensemble)"
+    if isinstance(value, float):
+        return f"{value:g}"
     return "training text (the book)" if key == "data" and value is None else "unset" if value is None else value
 
 
@@ -510,18 +517,132 @@ def _resume_config(saved, given):
     return saved.replace(**{k: v for k, v in given.items() if k in Config.RESUMABLE_CHANGES})
 
 
-def _write_log(path, history):
+def _changes(saved, given, state):
+    """The options a resumed run changes, {name: [old, new]}; the old --lr is the rate in
+    effect (--lr-decay may have lowered it)."""
+    old = {**saved.to_dict(), "lr": state.lr}
+    return {k: [old[k], v] for k, v in given.items() if k in Config.RESUMABLE_CHANGES and old[k] != v}
+
+
+def _changed_words(changes):
+    """'--lr 1 -> 0.5, --epochs 30 -> 40'."""
+    return ", ".join(f"{flag_name(k)} {_shown(k, old)} -> {_shown(k, new)}" for k, (old, new) in changes.items())
+
+
+def _change_notes(changes):
+    """{epoch: text}: the log's note on the first epoch each resume's changes apply to."""
+    notes = {}
+    for c in changes:
+        text = _changed_words(c["changes"]) + (f" (from minibatch {c['batch'] + 1})" if c["batch"] else "")
+        notes[c["epoch"] + 1] = f"{notes[c['epoch'] + 1]}; {text}" if c["epoch"] + 1 in notes else text
+    return notes
+
+
+def _check_continued(resume, state, outputs, named):
+    """A resumed run rewrites its log and plot from the checkpoint's history, and its best
+    model at the next best epoch. Refuse to do so, for the outputs taken from the
+    checkpoint, when that would destroy what another run wrote: a log with rows this
+    checkpoint does not hold (a copy of it was resumed and went on, or the run went on
+    past its last save), a plot drawn to such an epoch, or a best model from after the
+    checkpoint's epoch. An output named on the command line is the user's choice, as for
+    a new run: a note says what it replaces."""
+    log, plot, best = outputs["log"], outputs["plot"], outputs["save_best"]
+    hit = {}
+    if log and not _log_is_prefix(log, state.history):
+        end = _log_end(log)
+        hit["log"] = f"the log {log} ({f'it goes on to epoch {end}' if (end or 0) > state.epoch else 'its rows differ'})"
+    drawn = _png_run(plot) if plot else None
+    if drawn and not _row_matches(state.history, drawn.get("epoch"), drawn.get("train_ppl")):
+        hit["plot"] = f"the plot {plot} (drawn to epoch {drawn.get('epoch')})"
+    best_epoch = _best_epoch(best) if best and not same_file(best, resume) else None
+    if best_epoch is not None and best_epoch > state.epoch:
+        hit["save_best"] = f"the best model {best} (of epoch {best_epoch})"
+    refused = {k: v for k, v in hit.items() if not named[k]}
+    if refused:
+        flags = " and ".join(flag_name(k) + " PATH" for k in refused)
+        raise UsageError(f"resuming {resume} (epoch {state.epoch}) would overwrite {' and '.join(refused.values())}, "
+                         f"which a run from after this checkpoint wrote; give {flags} for this run's own "
+                         f"(naming the same path replaces it)")
+    for text in hit.values():
+        print(f"note: replacing {text} with this run's, from epoch {state.epoch}", file=sys.stderr)
+
+
+def _log_rows(path):
+    """A log's rows as (epoch, train_ppl), None for a row that is not a number; [] for no file."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return [None]
+    out = []
+    for row in rows:
+        try:
+            out.append((int(row["epoch"]), float(row["train_ppl"])))
+        except (KeyError, TypeError, ValueError):
+            out.append(None)
+    return out
+
+
+def _log_is_prefix(path, history):
+    """Whether the log's rows are the first rows of history (rewriting it then loses nothing)."""
+    rows = _log_rows(path)
+    return len(rows) <= len(history) and all(r is not None and _row_matches(history, *r) for r in rows)
+
+
+def _log_end(path):
+    epochs = [r[0] for r in _log_rows(path) if r is not None]
+    return max(epochs) if epochs else None
+
+
+def _row_matches(history, epoch, train_ppl):
+    """Whether history's row of that epoch has that training perplexity (the log keeps it exactly)."""
+    return isinstance(epoch, int) and 1 <= epoch <= len(history) and history[epoch - 1]["train_ppl"] == train_ppl
+
+
+def _best_epoch(path):
+    """The epoch of the model kept at path, or None (no file, or not a checkpoint)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        return checkpoint.load(path).state.get("epoch")
+    except MinirnnError:
+        return None
+
+
+def _warn_last_worse(save, state):
+    """--save keeps the last model: say so when it is clearly worse than the best."""
+    row = state.history[-1]
+    last = selected(row) if row.get("heldout_ppl") is not None else None
+    if last is not None and last > LAST_WORSE * state.best_heldout:
+        warnings.warn(f"{save} holds the last model (epoch {row['epoch']}, held-out perplexity {last:.3f}), not the "
+                      f"best ({state.best_heldout:.3f} at epoch {state.best_epoch}), which was not kept; give "
+                      f"--save-best PATH to keep the best model too")
+
+
+LAST_WORSE = 1.05  # the last model is "clearly worse" at a held-out perplexity 5% above the best
+
+
+def _write_log(path, history, changes=()):
     fields = ("epoch", "train_ppl", "heldout_ppl", "tokens_per_s", "grad_norm", "lr")
     if any("ensemble_ppl" in row for row in history):
         fields = fields[:3] + ("ensemble_ppl",) + fields[3:]
+    notes = _change_notes(changes)
+    if notes:  # a column of its own, only in the log of a run that was resumed with changes
+        fields += ("changes",)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
-    w.writerows({k: ("" if row.get(k) is None else row[k]) for k in fields} for row in history)
+    w.writerows({**{k: ("" if row.get(k) is None else row[k]) for k in fields}, **(
+        {"changes": notes.get(row["epoch"], "")} if notes else {})} for row in history)
     atomic_write(path, lambda f: f.write(buf.getvalue()), mode="w")
 
 
-def _write_plot(path, history):
+def _write_plot(path, history, cfg, vocab_size):
+    """The perplexity curves on a log axis, titled with the text and the model. The PNG
+    records the run's last epoch and training perplexity (text chunk PLOT_KEY), so a
+    resumed run can tell whether the plot is its own."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -537,14 +658,81 @@ def _write_plot(path, history):
     if ensemble:
         ax.plot(*zip(*ensemble), "s-", markersize=3, label="held-out, ensemble")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("perplexity")
+    ax.set_ylabel("perplexity (log scale)")
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False))
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-    ax.set_title("perplexity (log scale)")
+    values = [v for r in history for k in ("train_ppl", "heldout_ppl", "ensemble_ppl")
+              if 0 < (v := r.get(k) or 0) < math.inf]
+    low, high = min(values) / 1.05, max(values) * 1.05  # a margin on each side, as matplotlib's own
+    ticks = log_ticks(low, high)
+    ax.set_ylim(min(ticks[0], low), max(ticks[-1], high))
+    ax.yaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_title(plot_title(cfg, vocab_size), fontsize=9)
     ax.legend()
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    run = json.dumps({"epoch": history[-1]["epoch"], "train_ppl": history[-1]["train_ppl"]})
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100, metadata={PLOT_KEY: run}))
     plt.close(fig)
 
+
+PLOT_KEY = "minirnn run"
+
+
+def plot_title(cfg, vocab_size):
+    """'The Time Machine, first 10000 tokens: rnn, H=512, vocab 28': the text and the model."""
+    text = "The Time Machine" if cfg.data is None else os.path.basename(cfg.data)
+    part = "the whole text" if cfg.max_tokens == 0 else f"first {cfg.max_tokens} tokens"
+    model = Spec(cfg.cell, cfg.num_layers, vocab_size, cfg.num_hiddens, cfg.embed_size).describe()
+    return f"{text}, {part}: {model}, H={cfg.num_hiddens}, vocab {vocab_size}"
+
+
+def log_ticks(low, high, most=8):
+    """Tick values for a log axis from low to high: the densest of a few sets of round
+    mantissas (1, 2, 5; then finer) that gives at most `most` ticks, widened by one tick
+    at each end when fewer than 3 fall inside, so that a narrow range still shows
+    several labels (the axis is then widened to them)."""
+    low, high = min(low, high), max(low, high)
+    best = None
+    for mantissas in ((1,), (1, 3), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+                 for m in mantissas]
+        inside = [t for t in ticks if low <= t <= high]
+        below, above = [t for t in ticks if t < low], [t for t in ticks if t > high]
+        few = len(inside) < 3
+        chosen = below[-1:] * few + inside + above[:1] * few
+        if best is None or len(chosen) <= most:
+            best = chosen
+    best = best[::math.ceil(len(best) / most)]  # decades apart: every k-th decade
+    return [float(f"{t:.6g}") for t in best]
+
+
+def _png_run(path):
+    """The run that drew the PNG at path (its PLOT_KEY text chunk, as a dict), or None."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    pos = 8
+    while pos + 8 <= len(data):
+        size, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + size]
+        if kind in (b"tEXt", b"iTXt") and body.startswith(PLOT_KEY.encode() + b"\0"):
+            text = body[len(PLOT_KEY) + 1:]
+            if kind == b"iTXt":  # compression flag and method, language tag, translated keyword
+                if text[:1] != b"\0":
+                    return None
+                text = text[2:].split(b"\0", 2)[-1]
+            try:
+                run = json.loads(text.decode("latin-1" if kind == b"tEXt" else "utf-8"))
+            except ValueError:
+                return None
+            return run if isinstance(run, dict) else None
+        if kind == b"IEND":
+            break
+        pos += 12 + size
+    return None

@@ -1,0 +1,21 @@
+"""Run when `python -m minirnn` finds this clone's folder instead of the package inside it.
+
+From the folder that holds a clone named minirnn, Python takes the clone for the
+package (a namespace package without code) and runs this file, which says so in one
+line. Inside the clone, or with minirnn installed, the package's own __main__ runs.
+`python CLONE COMMAND ...` runs the commands, the clone being first on the path.
+"""
+import os
+import sys
+
+CLONE = os.path.dirname(os.path.abspath(__file__))
+
+if not __package__:  # python CLONE: sys.path[0] is the clone, so the real package imports
+    from minirnn.commands import main
+
+    sys.exit(main(prog=f"python {sys.argv[0]}"))
+name = os.path.relpath(CLONE)
+print(f"error: python -m minirnn found the folder {name}, a minirnn clone, instead of the package inside it; "
+      f"run it from inside the clone (cd {name}), or use python {os.path.join(name, 'scripts', 'train.py')}",
+      file=sys.stderr)
+sys.exit(1)
