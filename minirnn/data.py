@@ -463,7 +463,7 @@ def load_corpus(path=None, *, text_mode="letters", max_tokens=10000, vocab=None,
     table = vocab.ids_of(ids.cps)  # provisional id -> id
     stats = {"text_mode": text_mode, "characters": pre.read, "dropped_letters": pre.dropped_letters,
              "dropped_examples": "".join(pre.dropped_examples), "glued_lines": pre.glued_lines}
-    return Corpus(ids.renumber(table, vocab.dtype), vocab, max_tokens, heldout_tokens, stats)
+    return Corpus(ids.renumber(table, vocab.dtype, chunk_bytes), vocab, max_tokens, heldout_tokens, stats)
 
 
 def _reporting(chunks, total, on_chunk):
@@ -507,12 +507,26 @@ def seq_random(ids, batch_size, num_steps, rng):
     num_subseqs = (len(ids) - offset - 1) // num_steps
     starts = offset + np.arange(0, num_subseqs * num_steps, num_steps)
     rng.shuffle(starts)
-    steps = np.arange(num_steps)
-    batches = []
-    for i in range(0, (num_subseqs // batch_size) * batch_size, batch_size):
-        rows = starts[i:i + batch_size, None] + steps  # (B, T) positions
-        batches.append((ids[rows], ids[rows + 1]))
-    return batches
+    return _RandomBatches(ids, starts, batch_size, num_steps)
+
+
+class _RandomBatches:
+    """seq_random's minibatches, each gathered when asked for (a copy of a large
+    text per epoch would double its memory)."""
+
+    def __init__(self, ids, starts, batch_size, num_steps):
+        self.ids, self.starts, self.B = ids, starts, batch_size
+        self.steps = np.arange(num_steps)
+
+    def __len__(self):
+        return len(self.starts) // self.B
+
+    def __getitem__(self, i):
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        rows = self.starts[i * self.B:(i + 1) * self.B, None] + self.steps  # (B, T) positions
+        return self.ids[rows], self.ids[rows + 1]
 
 
 def min_tokens(batch_size, num_steps):
