@@ -486,7 +486,7 @@ def seq_sequential(ids, batch_size, num_steps, rng, offset=None):
     (or from the offset given).
 
     Minibatch i+1 continues minibatch i row by row, so the state can be carried.
-    Returns a list of (X, Y) pairs, each (B, T).
+    Returns a sequence of (X, Y) pairs, each (B, T) views of ids, made when asked for.
     """
     if offset is None:
         offset = int(rng.integers(0, num_steps + 1))
@@ -494,39 +494,43 @@ def seq_sequential(ids, batch_size, num_steps, rng, offset=None):
     Xs = ids[offset:offset + num_tokens].reshape(batch_size, -1)
     Ys = ids[offset + 1:offset + 1 + num_tokens].reshape(batch_size, -1)
     n = num_batches_sequential(len(ids), batch_size, num_steps, offset)
-    return [(Xs[:, i:i + num_steps], Ys[:, i:i + num_steps]) for i in range(0, n * num_steps, num_steps)]
+    return _Batches(n, lambda i: (Xs[:, i * num_steps:(i + 1) * num_steps], Ys[:, i * num_steps:(i + 1) * num_steps]))
+
+
+class _Batches:
+    """n minibatches, the i-th made by get(i) when asked for: a list of them all
+    would cost hundreds of bytes per window, gigabytes on a large text."""
+
+    def __init__(self, n, get):
+        self.n, self.get = n, get
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.get(j) for j in range(*i.indices(self.n))]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return self.get(i % self.n)
 
 
 def seq_random(ids, batch_size, num_steps, rng):
     """Random sampling: non-overlapping T-step subsequences from a random offset in
     [0, T), shuffled, B at a time; adjacent minibatches are unrelated.
 
-    Returns a list of (X, Y) pairs, each (B, T).
+    Returns a sequence of (X, Y) pairs, each (B, T), gathered when asked for.
     """
     offset = int(rng.integers(0, num_steps))
     num_subseqs = (len(ids) - offset - 1) // num_steps
     starts = offset + np.arange(0, num_subseqs * num_steps, num_steps)
     rng.shuffle(starts)
-    return _RandomBatches(ids, starts, batch_size, num_steps)
+    steps = np.arange(num_steps)
 
-
-class _RandomBatches:
-    """seq_random's minibatches, each gathered when asked for (a copy of a large
-    text per epoch would double its memory)."""
-
-    def __init__(self, ids, starts, batch_size, num_steps):
-        self.ids, self.starts, self.B = ids, starts, batch_size
-        self.steps = np.arange(num_steps)
-
-    def __len__(self):
-        return len(self.starts) // self.B
-
-    def __getitem__(self, i):
-        if not -len(self) <= i < len(self):
-            raise IndexError(i)
-        i %= len(self)
-        rows = self.starts[i * self.B:(i + 1) * self.B, None] + self.steps  # (B, T) positions
-        return self.ids[rows], self.ids[rows + 1]
+    def get(i):
+        rows = starts[i * batch_size:(i + 1) * batch_size, None] + steps  # (B, T) positions
+        return ids[rows], ids[rows + 1]
+    return _Batches(num_subseqs // batch_size, get)
 
 
 def min_tokens(batch_size, num_steps):
