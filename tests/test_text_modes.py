@@ -212,3 +212,5 @@ def test_eval_tokens_bound_the_measurements_until_the_last_epoch(tmp_path):
     lines = [line for line in r.stdout.splitlines() if line.startswith("epoch ")]
     assert "(first 2,240 tokens)" in lines[0] and "first" not in lines[1]
     assert "held-out figures score the first 2,300 of them until the last epoch" in r.stdout
+    best = [line for line in r.stdout.splitlines() if line.startswith("best held-out perplexity")][0]
+    assert ("on the first 2,240 tokens at epoch 1" in best) == best.endswith("at epoch 1")

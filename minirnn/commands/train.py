@@ -304,7 +304,9 @@ def main(argv, prog="train.py"):
         print(f"stopped {where}; {how}", file=sys.stderr)
         return 130
     if state.best_heldout is not None:
-        print(f"best held-out perplexity {state.best_heldout:.3f} ({bpc(state.best_heldout):.3f} bpc) "
+        best_row = state.history[state.best_epoch - 1] if 0 < state.best_epoch <= len(state.history) else {}
+        part = "" if best_row.get("heldout_all", True) else f" on the first {best_row['heldout_tokens']:,} tokens"
+        print(f"best held-out perplexity {state.best_heldout:.3f} ({bpc(state.best_heldout):.3f} bpc){part} "
               f"at epoch {state.best_epoch}"
               + _ensemble_words(cfg, state)
               + (f" (kept in {save_best})" if best_kept else
