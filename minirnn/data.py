@@ -14,6 +14,7 @@ import codecs
 import hashlib
 import itertools
 import os
+import shlex
 from importlib import resources
 
 import numpy as np
@@ -88,7 +89,7 @@ def _decoded_chunks(byte_chunks, name):
         except UnicodeDecodeError as e:
             at = offset - held + e.start
             raise DataError(f"--data {name}: is not valid UTF-8 (bad byte at offset {at}); "
-                            f"{_conversion_advice(name, e.object[e.start:e.start + 4])}") from None
+                            f"{_conversion_advice(name, e.object)}") from None
         offset += len(raw)
         if not started and text:
             text, started = text.removeprefix("\ufeff"), True
@@ -101,12 +102,14 @@ def _decoded_chunks(byte_chunks, name):
             yield text
 
 
-def _conversion_advice(name, bad):
-    """How to convert a file that is not UTF-8: bytes 0x80-0x9F are printable only in
-    Windows-1252; other single high bytes read as Latin-1."""
-    source = "WINDOWS-1252" if any(0x80 <= b <= 0x9F for b in bad[:1]) else "LATIN1"
+def _conversion_advice(name, raw):
+    """How to convert a file that is not UTF-8: of the bytes in raw that UTF-8 cannot
+    read, 0x80-0x9F are printable in Windows-1252 only; others read as Latin-1."""
+    bad = {ord(c) - 0xDC00 for c in raw.decode("utf-8", "surrogateescape") if "\udc80" <= c <= "\udcff"}
+    source = "WINDOWS-1252" if any(0x80 <= b <= 0x9F for b in bad) else "LATIN1"
     root, ext = os.path.splitext(name)
-    return (f"if it is {source} text, convert it with: iconv -f {source} -t UTF-8 {name} > {root}.utf8{ext or '.txt'} "
+    target = shlex.quote(f"{root}.utf8{ext or '.txt'}")
+    return (f"if it is {source} text, convert it with: iconv -f {source} -t UTF-8 {shlex.quote(name)} > {target} "
             f"(for another encoding, name it after -f)")
 
 

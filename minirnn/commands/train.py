@@ -345,7 +345,8 @@ def _holds_best(path, state):
 def _load(cfg):
     """The run's corpus; a large file reports its reading every --progress-seconds."""
     report = None
-    if cfg.data is not None and cfg.progress_seconds and os.path.getsize(cfg.data) > 2 ** 26:
+    size = os.path.getsize(cfg.data) if cfg.data is not None and os.path.isfile(cfg.data) else 0  # else load's error
+    if cfg.progress_seconds and size > 2 ** 26:
         started, last = time.perf_counter(), [time.perf_counter()]
 
         def report(done, total):
@@ -354,7 +355,7 @@ def _load(cfg):
                 last[0] = now
                 print(f"  reading {cfg.data}: {done / 2**20:,.0f} of {total / 2**20:,.0f} MiB, "
                       f"{duration(now - started)}", flush=True)
-        print(f"reading {cfg.data} ({os.path.getsize(cfg.data) / 2**20:,.0f} MiB)", flush=True)
+        print(f"reading {cfg.data} ({size / 2**20:,.0f} MiB)", flush=True)
     return load_corpus(cfg.data, text_mode=cfg.text_mode, max_tokens=cfg.max_tokens,
                        heldout_tokens=cfg.heldout_tokens, on_chunk=report)
 
