@@ -1,7 +1,8 @@
 """Every training default in one place, with validation.
 
 The defaults are the book's run: batch 32, 35 steps, 512 hidden units, lr 1,
-clip θ = 1, 500 epochs, sequential partitioning, the first 10,000 tokens. The
+clip θ = 1, 500 epochs, sequential partitioning, the first 10,000 tokens, letters
+mode (a --data file defaults to words mode). The
 device defaults to the MINIRNN_DEVICE environment variable, else cpu.
 """
 import dataclasses
@@ -10,7 +11,7 @@ import math
 from .errors import UsageError
 
 from .backend import DEVICES, ENV_VAR, env_device
-from .data import TEXT_MODES
+from .data import TEXT_MODES, default_text_mode
 from .cells import CELLS
 from .model import ACTIVATIONS
 
@@ -36,10 +37,12 @@ class Config:
     epochs: int = 500
     sampling: str = "sequential"  # sequential | random | reset (see README)
     max_tokens: int = 10000  # 0: the whole text
+    heldout_tokens: int = 0  # >0: hold out this many tokens (after the training slice, else the text's last ones)
+    eval_tokens: int = 0  # >0: measure on the first N held-out tokens during training, all of them at the end
     seed: int = 0
     device: str = dataclasses.field(default_factory=lambda: env_device() or "cpu")
     data: str = None  # None: the book
-    text_mode: str = "letters"
+    text_mode: str = None  # None: letters for the book, words for a --data file (data.default_text_mode)
     cell: str = "rnn"  # rnn | gru | lstm
     num_layers: int = 1
     embed_size: int = 0  # 0: one-hot input
@@ -66,6 +69,8 @@ class Config:
     def __post_init__(self):
         if self.lr is None and self.optimizer in DEFAULT_LR:  # the optimizer's own default
             object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
+        if self.text_mode is None:
+            object.__setattr__(self, "text_mode", default_text_mode(self.data))
 
     @classmethod
     def from_dict(cls, values):
@@ -85,7 +90,8 @@ class Config:
     def validated(self):
         for name in ("batch_size", "num_steps", "num_hiddens", "epochs", "print_every", "num_layers"):
             _int(name, getattr(self, name), low=1)
-        for name in ("max_tokens", "seed", "save_every", "embed_size", "eval_every", "patience"):
+        for name in ("max_tokens", "seed", "save_every", "embed_size", "eval_every", "patience", "heldout_tokens",
+                     "eval_tokens"):
             _int(name, getattr(self, name), low=0)
         _int("ensemble", self.ensemble, low=1)
         _real("lr", self.lr)
@@ -117,6 +123,10 @@ class Config:
         if self.activation != "tanh" and self.cell != "rnn":
             raise UsageError(f"--activation {self.activation} applies to --cell rnn only; the {self.cell} cell has "
                              f"its own nonlinearities, so drop --activation")
+        if self.eval_tokens and self.ensemble > 1:
+            raise UsageError("--eval-tokens cannot be combined with --ensemble: each snapshot keeps the loss of every "
+                             "held-out token it scored, so all must score the same ones; drop one of them "
+                             "(or bound the held-out text itself with --heldout-tokens)")
         if not self.detach and self.sampling != "sequential":
             raise UsageError("--no-detach needs --sampling sequential: the other modes reset the state every minibatch")
         return self

@@ -48,7 +48,8 @@ def read_prefix(prefix, vocab, text_mode="letters"):
         raise UsageError(f"the prefix {prefix!r} is not valid text (bytes that are not UTF-8); retype it") from None
     text = preprocess(prefix, text_mode)
     if not text:
-        raise UsageError(f"the prefix {prefix!r} is empty after '{text_mode}' preprocessing, which keeps only the letters A-Z; give some of them")
+        keeps = "the letters A-Z" if text_mode == "letters" else "letters"
+        raise UsageError(f"the prefix {prefix!r} is empty after '{text_mode}' preprocessing, which keeps only {keeps}; give some of them")
     unknown = vocab.unknown_chars(text)
     if unknown:
         warnings.warn(f"prefix characters not in the vocabulary, read as <unk> (the text shows them as typed): "

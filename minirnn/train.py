@@ -300,10 +300,19 @@ def check_corpus(corpus, cfg):
     B, T = cfg.batch_size, cfg.num_steps
     need = min_tokens(B, T)
     n = corpus.num_tokens
-    capped = 0 < cfg.max_tokens < n  # train: the first max_tokens; held out: up to as many next
+    if 0 < cfg.eval_tokens < min(need, len(corpus.heldout)):
+        raise DataError(f"--eval-tokens {cfg.eval_tokens} is too few for one held-out window of --batch-size {B} x "
+                        f"--num-steps {T} (needs {need}); give at least {need}, or 0 to score all held-out tokens")
+    capped = 0 < cfg.max_tokens < n and not cfg.heldout_tokens  # train: the first max_tokens; held out: as many next
     shape = ("lower --batch-size or --num-steps" if B > 1 and T > 1 else
              "lower --batch-size" if B > 1 else "lower --num-steps" if T > 1 else "")
-    if capped:
+    if cfg.heldout_tokens:
+        check_fits(len(corpus.train), B, T, "training text", ", or ".join(
+            a for a in (f"lower --heldout-tokens (the text has {n} tokens)", shape) if a))
+        check_fits(len(corpus.heldout), B, T, f"held-out text (--heldout-tokens {cfg.heldout_tokens})", ", or ".join(
+            a for a in (f"raise --heldout-tokens to at least {need}" if n > 2 * need else "", shape,
+                        "use a longer --data file") if a))
+    elif capped:
         check_fits(len(corpus.train), B, T, "training text",
                    f"raise --max-tokens (the text has {n} tokens) or {shape}" if n >= 2 * need and shape else
                    f"raise --max-tokens (the text has {n} tokens)" if n >= 2 * need else
@@ -351,7 +360,13 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
         row = state.history[-1]
         printing = state.epoch % cfg.print_every == 0 or state.epoch == cfg.epochs
         if printing or state.epoch % eval_every == 0:
-            _measure(state, row, corpus.heldout, cfg, backend, workspace)
+            measured = eval_slice(corpus.heldout, cfg, final=state.epoch == cfg.epochs)
+            if report is not None and row["tokens_per_s"] and (
+                    3 * len(measured) / row["tokens_per_s"] > cfg.progress_seconds > 0):  # a forward pass is ~3x a step
+                report(f"  measuring epoch {state.epoch}'s held-out perplexity on {len(measured):,} tokens")
+            _measure(state, row, measured, cfg, backend, workspace)
+            row["heldout_tokens"] = scored_tokens(measured, cfg)
+            row["heldout_all"] = len(measured) == len(corpus.heldout)
             _select(state, cfg, selected(row), on_best)
         if printing and report is not None:
             report(progress_line(row, sample(state.params) if sample else None, clock(state.epoch)))
@@ -359,6 +374,10 @@ def fit(cfg, corpus, backend, state, *, report=None, on_epoch=None, should_stop=
             report(f"stopping early: no held-out improvement in {cfg.patience} measurements; "
                    f"best epoch {state.best_epoch}, held-out perplexity {state.best_heldout:.3f}"
                    + (" (ensemble)" if state.snapshots is not None else ""))
+            if not row.get("heldout_all", True):  # the bound was for the run's middle: score the last model on all
+                ppl = evaluate(state.params, corpus.heldout, cfg, backend, workspace)
+                report(f"the last model (epoch {state.epoch}) on all {scored_tokens(corpus.heldout, cfg):,} held-out "
+                       f"tokens: perplexity {ppl:.3f}, {bpc(ppl):.3f} bpc")
         if on_epoch is not None:
             on_epoch(state)
         if should_stop is not None and should_stop() and state.epoch < cfg.epochs:
@@ -375,6 +394,17 @@ def _measure(state, row, heldout, cfg, backend, workspace):
     row["heldout_ppl"], losses = evaluate(state.params, heldout, cfg, backend, workspace, per_token=True)
     state.snapshots.add(state.epoch, state.params, losses)
     row["ensemble_ppl"] = state.snapshots.perplexity()
+
+
+def eval_slice(heldout, cfg, final=False):
+    """The held-out ids a measurement scores: the first cfg.eval_tokens during
+    training (all when 0), all of them at the run's last epoch."""
+    return heldout if final or not cfg.eval_tokens else heldout[:cfg.eval_tokens]
+
+
+def bpc(ppl):
+    """Bits per character (per token): log2 of the perplexity."""
+    return math.log2(ppl) if ppl > 0 else math.nan
 
 
 def scored_tokens(ids, cfg):
@@ -421,8 +451,9 @@ def check_same_text(corpus, state, name=None):
 
 
 def corpus_fingerprint(corpus):
-    digest = hashlib.sha1(np.ascontiguousarray(corpus.train).tobytes())
-    digest.update(np.ascontiguousarray(corpus.heldout).tobytes())
+    """sha1 of the training and held-out ids (read in place: no copy of a large text)."""
+    digest = hashlib.sha1(np.ascontiguousarray(corpus.train))
+    digest.update(np.ascontiguousarray(corpus.heldout))
     return digest.hexdigest()
 
 
@@ -434,7 +465,9 @@ def fixed(x, width, decimals=3):
 
 def progress_line(row, text=None, timing=None):
     ensemble = f"  ensemble {fixed(row['ensemble_ppl'], 7)}" if row.get("ensemble_ppl") is not None else ""
+    scored = "" if row.get("heldout_all", True) else f" (first {row['heldout_tokens']:,} tokens)"
     line = (f"epoch {row['epoch']:4d}  ppl {fixed(row['train_ppl'], 7)}  held-out {fixed(row['heldout_ppl'], 7)}"
+            f" {fixed(bpc(row['heldout_ppl']), 5)} bpc{scored}"
             f"{ensemble}  {fixed(row['tokens_per_s'], 9, 1)} tokens/s  |grad| {fixed(row['grad_norm'], 6)}")
     line = line if timing is None else f"{line}  {timing}"
     return line if text is None else f"{line}  {text!r}"

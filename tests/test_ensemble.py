@@ -225,10 +225,12 @@ def test_ensemble_option_through_the_scripts(tmp_path):
                    "--ensemble", "3", "--save", ckpt, "--save-best", best, "--log", log)
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(log.open()))
-    assert list(rows[0]) == ["epoch", "train_ppl", "heldout_ppl", "ensemble_ppl", "tokens_per_s", "grad_norm", "lr"]
+    assert list(rows[0]) == ["epoch", "train_ppl", "heldout_ppl", "heldout_bpc", "heldout_tokens", "ensemble_ppl",
+                             "tokens_per_s", "grad_norm", "lr"]
     figures = [float(row["ensemble_ppl"]) for row in rows]
     i = int(np.argmin(figures))
-    assert f"best held-out perplexity {figures[i]:.3f} at epoch {i + 1}, by the ensemble of the last 3" in r.stdout
+    assert (f"best held-out perplexity {figures[i]:.3f} ({math.log2(figures[i]):.3f} bpc) at epoch {i + 1}, "
+            f"by the ensemble of the last 3") in r.stdout
     assert "ensemble of 3" in r.stdout.splitlines()[0] and "  ensemble " in r.stdout
     assert "continued by the ensemble of 3 models (epochs 2 to 4):" in r.stdout
     assert checkpoint.load(best).snapshots.epochs == list(range(max(1, i - 1), i + 2))

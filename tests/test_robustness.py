@@ -72,7 +72,7 @@ def test_bad_options(args, code, fragments):
     ("binary.dat", ["binary file"]),
     ("latin1.txt", ["not valid UTF-8", "offset 3"]),
     ("empty.txt", ["the file is empty"]),
-    ("digits.txt", ["no tokens after 'letters' preprocessing", "--text-mode raw"]),
+    ("digits.txt", ["no tokens after 'words' preprocessing", "--text-mode raw"]),
     ("short.txt", ["too few for one minibatch", "--batch-size 4 x --num-steps 8"]),
 ])
 def test_bad_data(files, name, fragments):

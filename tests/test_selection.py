@@ -2,6 +2,7 @@
 (--eval-every, --save-best, --patience, --lr-decay) and the preset. Resume with the
 optimizers' state: test_robustness.py::test_interrupted_and_resumed_run_is_bit_for_bit_identical."""
 import csv
+import math
 
 import numpy as np
 import pytest
@@ -70,7 +71,7 @@ def test_script_save_best_patience_and_lr_column(tmp_path):
     assert float(rows[-1]["lr"]) == pytest.approx(0.05 * 0.5 ** misses)  # the epoch's rate: halved at every miss before
     kept = checkpoint.load(best)
     assert kept.state["epoch"] == i + 1 and kept.state["best_heldout"] == pytest.approx(heldout[i])
-    assert f"best held-out perplexity {heldout[i]:.3f} at epoch {i + 1}" in r.stdout
+    assert f"best held-out perplexity {heldout[i]:.3f} ({math.log2(heldout[i]):.3f} bpc) at epoch {i + 1}" in r.stdout
     assert r.stdout.splitlines()[-3].startswith("perplexity ")  # the book's closing line stays
 
 

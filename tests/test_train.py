@@ -180,7 +180,7 @@ def test_train_and_generate_scripts(tmp_path):
     assert len(summary) == 1 and summary[0].endswith("tokens/sec on cpu")
     assert lines[-2].startswith("time traveller") and lines[-1].startswith("traveller")
     rows = log.read_text().splitlines()
-    assert rows[0] == "epoch,train_ppl,heldout_ppl,tokens_per_s,grad_norm,lr" and len(rows) == 3
+    assert rows[0] == "epoch,train_ppl,heldout_ppl,heldout_bpc,heldout_tokens,tokens_per_s,grad_norm,lr" and len(rows) == 3
     g = run_script("generate.py", "--checkpoint", ckpt, "--prefix", "time traveller", "-n", 20)
     assert g.returncode == 0, g.stderr
     assert g.stdout.startswith("time traveller") and len(g.stdout.rstrip("\n")) == len("time traveller") + 20

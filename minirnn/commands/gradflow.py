@@ -20,7 +20,7 @@ from minirnn.atomic import atomic_write, check_named, check_not_input, check_png
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, need_matplotlib
 from minirnn.config import ACTIVATIONS, CELL_NAMES, DEVICES, TEXT_MODES, Config
-from minirnn.data import load_corpus
+from minirnn.data import load_corpus, default_text_mode
 from minirnn.errors import DataError, UsageError
 from minirnn.model import init_params
 
@@ -47,7 +47,8 @@ def parse(argv, prog):
       help="sequences, B: consecutive windows from the start of the text; the table shows "
            "the geometric mean over them (default 1)")
     a("--data", metavar="PATH", help="a UTF-8 text (default: the checkpoint's text, else The Time Machine)")
-    a("--text-mode", choices=TEXT_MODES, help="fresh models: letters or raw (default letters; a checkpoint keeps its own)")
+    a("--text-mode", choices=TEXT_MODES, help="fresh models: letters, words or raw (default letters for the book, words for --data; "
+                                                "a checkpoint keeps its own)")
     a("--power-iterations", type=int, default=POWER_ITERATIONS,
       help=f"power iterations per step for the Jacobian norms (default {POWER_ITERATIONS})")
     a("--exact", action="store_true", help="exact Jacobian norms by an SVD per step (slow for large H)")
@@ -89,7 +90,7 @@ def main(argv, prog="gradflow.py"):
         need_matplotlib()  # after the usage errors, before any work
     for cell in cells:
         models.append((None, cell, args.activation if cell == "rnn" else "tanh", args.data,
-                       args.text_mode or D.text_mode, None))
+                       args.text_mode or default_text_mode(args.data), None))
 
     results = []
     for label, params, activation, data, text_mode, vocab in models:

@@ -25,14 +25,15 @@ from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, StopFlag, have_matplotlib, invocation
 from minirnn.config import (ACTIVATIONS, CELL_NAMES, DEFAULT_LR, DEVICES, DTYPES, MODEL_OPTIONS, OPTIMIZERS, PRESETS,
                             SAMPLINGS, TEXT_MODES, Config, flag_name, preset)
-from minirnn.data import load_corpus, preprocess
+from minirnn.data import default_text_mode, load_corpus, preprocess
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError, plural
 from minirnn.generate import predict
 from minirnn.model import Spec
 from minirnn.optim import make_optimizer
 from minirnn.threads import TRAIN_THREADS, blas_threads
-from minirnn.train import (check_corpus, check_same_text, check_snapshots, duration, fit, measurements,
-                           memory_estimate, new_state, selected, state_from_dict, state_to_dict, summary_line)
+from minirnn.train import (bpc, check_corpus, check_same_text, check_snapshots, duration, evaluate, fit, measurements,
+                           memory_estimate, new_state, scored_tokens, selected, state_from_dict, state_to_dict,
+                           summary_line)
 
 D = Config()
 BOOK_PREFIX = "time traveller"
@@ -57,9 +58,15 @@ def parse(argv, prog="train.py"):
     data = p.add_argument_group("data")
     data.add_argument("--data", help="a UTF-8 text file to train on (default: The Time Machine)")
     data.add_argument("--text-mode", choices=TEXT_MODES,
-                      help=f"letters: the book's preprocessing; raw: every character (default {D.text_mode})")
+                      help="letters: the book's ASCII preprocessing (A-Z only, lowercased; other letters dropped, "
+                           "lines joined with no space); words: every letter of any script, lowercased, each run of "
+                           "other characters (line breaks too) one space; raw: every character as it is "
+                           f"(default: {default_text_mode(None)} for the book, {default_text_mode('file')} for --data)")
     data.add_argument("--max-tokens", type=int, help="train on the first N tokens and hold out the next N; "
                                                      f"0: the whole text, its last 10%% held out (default {D.max_tokens})")
+    data.add_argument("--heldout-tokens", type=int, metavar="N",
+                      help="hold out N tokens: those after the first --max-tokens, or the text's last N with "
+                           "--max-tokens 0 (default 0: as --max-tokens says)")
     data.add_argument("--batch-size", type=int, help=f"sequences per minibatch, B (default {D.batch_size})")
     data.add_argument("--num-steps", type=int, help=f"steps per window, T (default {D.num_steps})")
     data.add_argument("--sampling", choices=SAMPLINGS, help=f"minibatch order and state handling (default {D.sampling})")
@@ -75,6 +82,9 @@ def parse(argv, prog="train.py"):
                                                                        f"the held-out perplexity does not improve (default {D.lr_decay:g}: off)")
     train.add_argument("--eval-every", type=int, metavar="N", help="measure the held-out perplexity every N epochs "
                                                                    "(default 0: at every progress line)")
+    train.add_argument("--eval-tokens", type=int, metavar="N",
+                       help="during training, measure on the first N held-out tokens only; the last epoch and "
+                            "--save-best's model are scored on all of them (default 0: all, always)")
     train.add_argument("--patience", type=int, metavar="K", help="stop after K held-out measurements without "
                                                                  f"improvement (default {D.patience}: never)")
     train.add_argument("--ensemble", type=int, metavar="K",
@@ -165,7 +175,7 @@ def main(argv, prog="train.py"):
     if args.get("save_every") and not save:
         raise UsageError("--save-every needs --save PATH")
     backend = get_backend(cfg.device)
-    corpus = load_corpus(cfg.data, text_mode=cfg.text_mode, max_tokens=cfg.max_tokens)
+    corpus = _load(cfg)
     if ckpt:
         if not ckpt.state:
             raise CheckpointError(f"checkpoint {resume} holds a model but no training state, so it cannot be resumed; "
@@ -203,7 +213,7 @@ def main(argv, prog="train.py"):
     check_corpus(corpus, cfg)
     if ckpt:
         _check_continued(resume, state, {"log": log, "plot": plot, "save_best": save_best}, named)
-    if cfg.max_tokens >= corpus.num_tokens and not ckpt:  # said once, when the run starts
+    if cfg.max_tokens >= corpus.num_tokens and not ckpt and not cfg.heldout_tokens:  # said once, when the run starts
         given = f"--max-tokens {cfg.max_tokens} is" if "max_tokens" in args else \
             f"the default --max-tokens {cfg.max_tokens} is"
         warnings.warn(f"{given} not below the text's {corpus.num_tokens} tokens, so the "
@@ -268,6 +278,11 @@ def main(argv, prog="train.py"):
         if save_best:
             save_to(save_best)
             best_kept = True
+            row = state.history[-1]
+            if not row.get("heldout_all", True):  # measured on a part: the kept model is scored on all
+                ppl = evaluate(state.params, corpus.heldout, cfg, backend)
+                print(f"  kept epoch {state.epoch} in {save_best}: on all {scored_tokens(corpus.heldout, cfg):,} "
+                      f"held-out tokens, perplexity {ppl:.3f}, {bpc(ppl):.3f} bpc", flush=True)
 
     if state.stopped_early:
         print(f"nothing to do: --patience stopped this run at epoch {state.epoch} (best epoch {state.best_epoch}, "
@@ -287,6 +302,8 @@ def main(argv, prog="train.py"):
           + (f", {threads} BLAS thread{'s' if threads > 1 else ''}" if threads else "")
           + (f", resuming at epoch {state.epoch + 1}" if ckpt else "")
           + (f", starting from the weights of {cfg.init_from}" if cfg.init_from and not ckpt else ""), flush=True)
+    if cfg.data is not None:
+        print(text_line(cfg, corpus), flush=True)
     if ckpt and changes:
         print(f"changed on resuming: {_changed_words(changes)} (recorded in the checkpoint"
               f"{' and the log' if log else ''})", flush=True)
@@ -320,7 +337,10 @@ def main(argv, prog="train.py"):
         print(f"stopped {where}; {how}", file=sys.stderr)
         return 130
     if state.best_heldout is not None:
-        print(f"best held-out perplexity {state.best_heldout:.3f} at epoch {state.best_epoch}"
+        best_row = state.history[state.best_epoch - 1] if 0 < state.best_epoch <= len(state.history) else {}
+        part = "" if best_row.get("heldout_all", True) else f" on the first {best_row['heldout_tokens']:,} tokens"
+        print(f"best held-out perplexity {state.best_heldout:.3f} ({bpc(state.best_heldout):.3f} bpc){part} "
+              f"at epoch {state.best_epoch}"
               + _ensemble_words(cfg, state)
               + (f" (kept in {save_best})" if best_kept else
                  f" (not kept in {save_best}: it was found before this run wrote there)" if save_best else ""))
@@ -374,6 +394,48 @@ def _holds_best(path, state):
     except MinirnnError:
         return False
     return kept.get("epoch") == state.best_epoch and kept.get("best_heldout") == state.best_heldout
+
+
+def _load(cfg):
+    """The run's corpus; a large file reports its reading every --progress-seconds."""
+    report = None
+    size = os.path.getsize(cfg.data) if cfg.data is not None and os.path.isfile(cfg.data) else 0  # else load's error
+    if cfg.progress_seconds and size > 2 ** 26:
+        started, last = time.perf_counter(), [time.perf_counter()]
+
+        def report(done, total):
+            now = time.perf_counter()
+            if now - last[0] >= cfg.progress_seconds and done < total:
+                last[0] = now
+                print(f"  reading {cfg.data}: {done / 2**20:,.0f} of {total / 2**20:,.0f} MiB, "
+                      f"{duration(now - started)}", flush=True)
+        print(f"reading {cfg.data} ({size / 2**20:,.0f} MiB)", flush=True)
+    return load_corpus(cfg.data, text_mode=cfg.text_mode, max_tokens=cfg.max_tokens,
+                       heldout_tokens=cfg.heldout_tokens, on_chunk=report)
+
+
+def text_line(cfg, corpus):
+    """What became of the file: tokens trained on, held out and unused, what the
+    text mode dropped, and the option that changes each."""
+    n, s = corpus.num_tokens, corpus.stats
+    parts = [f"text: {s.get('characters', n):,} characters in {cfg.text_mode} mode -> {n:,} tokens; "
+             f"training on {len(corpus.train):,}, holding out {len(corpus.heldout):,}"]
+    if corpus.unused:
+        share = corpus.unused / n
+        parts.append(f"{corpus.unused:,} ({share:.0%}) unused: --max-tokens {cfg.max_tokens} takes only the text's "
+                     f"start; --max-tokens 0 trains on all of it"
+                     + (" but the held-out part" if cfg.heldout_tokens else ", its last 10% held out"))
+    if cfg.eval_tokens and cfg.eval_tokens < len(corpus.heldout):
+        parts.append(f"held-out figures score the first {cfg.eval_tokens:,} of them until the last epoch")
+    if s.get("dropped_letters"):
+        parts.append(f"letters mode dropped {s['dropped_letters']:,} letters outside A-Z "
+                     f"({s['dropped_examples']} ...)")
+    if s.get("glued_lines"):
+        parts.append(f"letters mode joined {s['glued_lines']:,} lines to the next with no space, "
+                     f"gluing their words")
+    if s.get("dropped_letters") or s.get("glued_lines"):
+        parts.append("--text-mode words keeps every letter and puts a space between lines")
+    return "; ".join(parts)
 
 
 def default_prefix(corpus, length=20):
@@ -625,17 +687,19 @@ LAST_WORSE = 1.05  # the last model is "clearly worse" at a held-out perplexity 
 
 
 def _write_log(path, history, changes=()):
-    fields = ("epoch", "train_ppl", "heldout_ppl", "tokens_per_s", "grad_norm", "lr")
+    fields = ("epoch", "train_ppl", "heldout_ppl", "heldout_bpc", "heldout_tokens", "tokens_per_s", "grad_norm", "lr")
     if any("ensemble_ppl" in row for row in history):
-        fields = fields[:3] + ("ensemble_ppl",) + fields[3:]
+        fields = fields[:5] + ("ensemble_ppl",) + fields[5:]
     notes = _change_notes(changes)
     if notes:  # a column of its own, only in the log of a run that was resumed with changes
         fields += ("changes",)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
+    rows = ({**row, "heldout_bpc": None if row.get("heldout_ppl") is None else bpc(row["heldout_ppl"])}
+            for row in history)
     w.writerows({**{k: ("" if row.get(k) is None else row[k]) for k in fields}, **(
-        {"changes": notes.get(row["epoch"], "")} if notes else {})} for row in history)
+        {"changes": notes.get(row["epoch"], "")} if notes else {})} for row in rows)
     atomic_write(path, lambda f: f.write(buf.getvalue()), mode="w")
 
 
