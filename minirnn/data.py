@@ -185,7 +185,7 @@ def seq_sequential(ids, batch_size, num_steps, rng, offset=None):
     (or from the offset given).
 
     Minibatch i+1 continues minibatch i row by row, so the state can be carried.
-    Returns a list of (X, Y) pairs, each (B, T).
+    Returns a list of (X, Y) pairs, each (B, T): views of ids, not copies.
     """
     if offset is None:
         offset = int(rng.integers(0, num_steps + 1))

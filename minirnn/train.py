@@ -107,7 +107,8 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None, opti
     optimizer: an optimizer from optim.py (None: SGD with cfg.lr). masks: dropout
     masks for this minibatch (dropout.dropout_masks), or None.
     Returns (loss, norm, H_T, grads): device arrays; norm is the gradient norm
-    before clipping, grads after it.
+    before clipping, grads after it. With a workspace the grads are its buffers,
+    rewritten by the next step (see model.Workspace): copy them to keep them.
     """
     if earlier is not None:
         workspace = None
