@@ -12,6 +12,7 @@ from minirnn.backend import get_backend
 from minirnn.config import Config
 from minirnn.data import Corpus, Vocab, load_corpus
 from minirnn.ensemble import Snapshots, mixture_perplexity
+from minirnn.generate import predict, snapshot_models
 from minirnn.model import init_params, rnn_forward
 from minirnn.train import eval_windows, evaluate, fit, new_state, scored_tokens, state_to_dict
 
@@ -147,3 +148,17 @@ def test_state_dict_hands_out_read_only_views_and_loading_copies():
     kept = given_arrays["0.W_hq"].copy()
     back.add(3, init_params(28, 4, seed=3), np.ones(5))  # reuses its oldest member's arrays ...
     assert np.array_equal(given_arrays["0.W_hq"], kept)  # ... its own, not the dict it was built from
+
+
+def test_generating_from_the_store_itself_reads_it_and_writes_nothing():
+    vocab = Vocab.build(TEXT)
+    s = Snapshots(3)
+    for e in (1, 2, 3):
+        s.add(e, init_params(len(vocab), 6, cell="lstm", seed=e), np.ones(5))
+    before = s.state_dict()
+    before = {k: np.array(v) for k, v in before.items()}
+    members = snapshot_models(s, CPU)  # on the CPU: the store itself, no copies
+    assert members is s
+    text = predict("the time", 30, members, vocab, temperature=0.7, seed=1)
+    assert text == predict("the time", 30, s.models(CPU), vocab, temperature=0.7, seed=1)
+    assert all(np.array_equal(v, s.state_dict()[k]) for k, v in before.items())
