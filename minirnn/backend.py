@@ -34,6 +34,9 @@ class Backend:
     name       : "cpu" or "gpu"
     asarray    : host -> device
     to_numpy   : device -> host (a sync on the GPU)
+    On the CPU both return the array itself when it is already a NumPy array of
+    that dtype (no copy), where the GPU's always copy: copy the result (np.array)
+    before writing it or keeping it past the next change of the original.
     synchronize: wait for queued device work (a no-op on the CPU)
     """
 

@@ -339,7 +339,7 @@ def seq_sequential(ids, batch_size, num_steps, rng, offset=None):
     (or from the offset given).
 
     Minibatch i+1 continues minibatch i row by row, so the state can be carried.
-    Returns a sequence of (X, Y) pairs, each (B, T) views of ids, made when asked for.
+    Returns a sequence of (X, Y) pairs, each (B, T): views of ids, not copies, made when asked for.
     """
     if offset is None:
         offset = int(rng.integers(0, num_steps + 1))

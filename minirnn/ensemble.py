@@ -49,6 +49,10 @@ class Snapshots:
     epochs  [int]            the epoch after which each was measured
     params  [{name: array}]  host copies of its weights
     losses  [(N,) float64]   its held-out per-token losses
+
+    params and losses are the store's own arrays: read them, never write them, and
+    do not keep them past the next add(), which reuses the oldest member's arrays.
+    models() and state_dict() hand out arrays that are safe to keep or to write.
     """
 
     def __init__(self, size):
@@ -88,8 +92,11 @@ class Snapshots:
         self.losses.append(losses)
 
     def models(self, backend):
-        """The members' weights on the backend's device: a list for generate.predict."""
-        return [{k: backend.asarray(v) for k, v in member.items()} for member in self.params]
+        """The members' weights on the backend's device: a list for generate.predict.
+
+        Copies on every backend (one copy of the weights per member): the caller may
+        write them, and a later add() leaves them as they were."""
+        return [{k: backend.xp.array(v, copy=True) for k, v in member.items()} for member in self.params]
 
     def perplexity(self):
         """The held-out perplexity of the ensemble of all snapshots kept."""
@@ -108,11 +115,15 @@ class Snapshots:
             raise ValueError("the ensemble is empty: add() a measured model first")
 
     def state_dict(self):
-        """Plain arrays: epochs (K,), losses (K, N), and each member's weights as 'i.name'."""
+        """Plain arrays: epochs (K,), losses (K, N), and each member's weights as 'i.name'.
+
+        epochs and losses are new arrays; the weights are read-only views of the
+        store's own (writing one raises ValueError), valid until the next add():
+        save them, or copy them to keep."""
         self._check_not_empty()
         d = {"epochs": np.array(self.epochs, dtype=np.int64), "losses": np.stack(self.losses)}
         for i, p in enumerate(self.params):
-            d.update({f"{i}.{k}": v for k, v in p.items()})
+            d.update({f"{i}.{k}": _read_only(v) for k, v in p.items()})
         return d
 
     @classmethod
@@ -138,6 +149,13 @@ class Snapshots:
             raise ValueError(f"its ensemble holds weights the model does not have: unexpected {', '.join(extra[:4])}")
         snaps = cls(size)
         snaps.epochs = [int(e) for e in epochs]
-        snaps.params = members
-        snaps.losses = list(losses)
+        snaps.params = [{k: np.array(v) for k, v in p.items()} for p in members]  # its own: add() writes them
+        snaps.losses = [np.array(row) for row in losses]
         return snaps
+
+
+def _read_only(a):
+    """A view of the host array a that raises ValueError when written."""
+    view = a.view()
+    view.flags.writeable = False
+    return view

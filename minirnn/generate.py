@@ -100,6 +100,12 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
     return text + vocab.decode(generated)  # the prefix as read, unknown characters as typed
 
 
+def snapshot_models(snapshots, backend):
+    """An ensemble's members for predict, which only reads them: on the CPU the
+    Snapshots itself (no copy of every member's weights), else their copies on the device."""
+    return snapshots if backend.name == "cpu" else snapshots.models(backend)
+
+
 class _Member:
     """One model of a generation: its prepared weights and state, warmed up on the prefix."""
 

@@ -47,9 +47,10 @@ def token_losses(logits, y):
     xp = array_module(logits)
     N, V = logits.shape
     y = xp.asarray(_check_targets(y, N, V))
-    shifted = logits.astype(np.float64)
+    shifted = logits.astype(np.float64)  # (N, V): the one float64 copy
     shifted -= shifted.max(axis=1, keepdims=True)  # every entry <= 0, one of them 0
-    return xp.log(xp.exp(shifted).sum(axis=1)) - shifted[xp.arange(N), y]  # log Σ exp - shifted[y] >= 0
+    picked = shifted[xp.arange(N), y]  # (N,): a new array, kept from the exp below
+    return xp.log(xp.exp(shifted, out=shifted).sum(axis=1)) - picked  # log Σ exp - shifted[y] >= 0
 
 
 def _check_targets(y, N, V):

@@ -280,8 +280,9 @@ def rnn_forward(params, X, state, *, activation="tanh", workspace=None, masks=No
     index) and it is moved here. state: see the module docstring; None is zeros.
     Returns (logits, state_T, cache): logits (T·B, V) time-major, so row t·B + b is
     step t of sequence b, as the book's torch.cat(outputs, dim=0); state_T fresh
-    arrays, in the form of state. workspace: a Workspace to reuse buffers across calls.
-    masks: dropout masks from dropout.dropout_masks (None: no dropout).
+    arrays, in the form of state. workspace: a Workspace to reuse buffers across calls;
+    the logits and the cache are then its buffers, valid until its next use (copy the
+    logits to keep them). masks: dropout masks from dropout.dropout_masks (None: no dropout).
     """
     spec = model_spec(params)
     X = check_tokens(X, spec.vocab_size)
@@ -332,7 +333,8 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None, keep_cache=False):
     arriving at the final state, in the form of the state (None: zero).
     Returns (grads, dstate_0): grads keyed like the params; dstate_0 the gradient
     at the initial state, in the form of the state. dH_T: the name dstate_T had
-    when the state was always H, still accepted.
+    when the state was always H, still accepted. The grads are buffers of the
+    forward's workspace (see Workspace), valid until its next use: copy them to keep them.
 
     The gated cells write their gate gradients over the cached gates (memory that
     is still in cache, so it is faster), which spends the cache: a second backward

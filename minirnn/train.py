@@ -116,7 +116,8 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None, opti
     optimizer: an optimizer from optim.py (None: SGD with cfg.lr). masks: dropout
     masks for this minibatch (dropout.dropout_masks), or None.
     Returns (loss, norm, H_T, grads): device arrays; norm is the gradient norm
-    before clipping, grads after it.
+    before clipping, grads after it. With a workspace the grads are its buffers,
+    rewritten by the next step (see model.Workspace): copy them to keep them.
     """
     if earlier is not None:
         workspace = None
@@ -242,32 +243,86 @@ def _finish_epoch(state, mean_loss, norm):
     state.tokens = 0
 
 
-def evaluate(params, ids, cfg, backend, workspace=None, per_token=False):
-    """Held-out perplexity: sequential windows from offset 0, state carried, no backward.
+def eval_streams(num_tokens, batch_size):
+    """The held-out protocol's streams: (starts, lengths), each (B,) int64 on the host.
 
-    per_token: return (perplexity, losses) instead, losses (N,) float64 on the host:
-    each scored token's loss in nats, in reading order (window by window, time-major),
-    and the perplexity their mean gives (it may differ from the plain figure, a mean
-    of float32 window means, in the 7th digit).
+    The N - 1 tokens after the first are the targets; B streams read them as B
+    contiguous pieces of the text, the first (N - 1) % B of them one token longer
+    than the rest, (N - 1) // B. Stream b reads ids[starts[b]] ... and predicts
+    each next token, its state starting at zero.
     """
-    total, count, H, rows = 0.0, 0, None, []
-    if len(ids) < min_tokens(cfg.batch_size, cfg.num_steps):
-        raise ValueError(f"{len(ids)} tokens are too few to evaluate: one window of B={cfg.batch_size} streams × "
-                         f"T={cfg.num_steps} steps needs {min_tokens(cfg.batch_size, cfg.num_steps)}; "
-                         f"give more text, or a smaller batch_size or num_steps")
-    for X, Y in seq_sequential(ids, cfg.batch_size, cfg.num_steps, rng=None, offset=0):
-        logits, H, _ = rnn_forward(params, X, H, activation=cfg.activation, workspace=workspace)
-        y = backend.asarray(Y.T.reshape(-1))
-        if per_token:  # the figure comes from these losses: no mean of its own
-            rows.append(token_losses(logits, y))
-            continue
-        loss, _ = softmax_cross_entropy(logits, y, out=logits)
-        total = total + loss.astype(np.float64) * X.size
-        count += X.size
+    M = num_tokens - 1  # targets: every token but the first
+    if batch_size < 1 or M < batch_size:
+        raise ValueError(f"{num_tokens} tokens are too few to evaluate with B={batch_size} streams: each stream "
+                         f"needs a token to read and one to predict ({batch_size + 1} tokens in all); "
+                         f"give more text, or a smaller batch_size")
+    L, r = divmod(M, batch_size)
+    lengths = np.full(batch_size, L, dtype=np.int64)
+    lengths[:r] += 1
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return starts, lengths
+
+
+def eval_windows(num_tokens, batch_size, num_steps):
+    """The windows of the held-out protocol: a list of (rows, t0, width): the first
+    `rows` streams (B, or fewer at the very end), steps t0 .. t0 + width - 1.
+
+    Every stream is read in windows of T steps, the last one shorter when T does not
+    divide its length; the streams one token longer than the rest then take one more
+    step as a narrower batch. Together the windows score each of the N - 1 targets once.
+    """
+    _, lengths = eval_streams(num_tokens, batch_size)
+    L, r = int(lengths[-1]), int((lengths > lengths[-1]).sum())
+    windows = [(batch_size, t0, min(num_steps, L - t0)) for t0 in range(0, L, num_steps)]
+    if r:
+        windows.append((r, L, 1))
+    return windows
+
+
+def evaluate(params, ids, cfg, backend, workspace=None, per_token=False):
+    """Held-out perplexity over every token of ids but the first, each predicted once
+    from all the earlier tokens of its stream; no backward.
+
+    Protocol (eval_streams, eval_windows): B = cfg.batch_size streams, contiguous
+    pieces of ids, read side by side in windows of up to T = cfg.num_steps steps,
+    one batched forward per window, the state carried from window to window. Each
+    stream starts from a zero state; its first token is read without context. The
+    forward runs in the weights' dtype, the losses and their mean in float64, on the
+    device; the only host sync is the final figure.
+
+    per_token: return (perplexity, losses) instead, losses (N - 1,) float64 on the
+    host: losses[j] = -log p(ids[j + 1]), in nats, in the order of the text.
+    """
+    ids = np.asarray(ids)
+    starts, _ = eval_streams(len(ids), cfg.batch_size)
+    xp = backend.xp
+    H, rows, positions = None, [], []
+    tail = Workspace()  # the shorter last window and the narrower batch: buffers of their own
+    for B, t0, width in eval_windows(len(ids), cfg.batch_size, cfg.num_steps):
+        if B < cfg.batch_size:  # only the longer streams go on: their rows of the state
+            H = first_rows(H, B)
+        at = starts[:B, None] + t0 + np.arange(width)  # (B, T) positions of the window's inputs
+        full = B == cfg.batch_size and width == cfg.num_steps
+        logits, H, _ = rnn_forward(params, ids[at], H, activation=cfg.activation,
+                                   workspace=workspace if full else tail)
+        target = at.T.reshape(-1) + 1  # (T·B,) time-major, as the logits
+        rows.append(token_losses(logits, backend.asarray(ids[target])))
+        positions.append(target - 1)
+    losses = xp.empty(len(ids) - 1, dtype=np.float64)
+    losses[backend.asarray(np.concatenate(positions))] = xp.concatenate(rows)  # into the order of the text
     if not per_token:
-        return perplexity(float(total) / count)  # deliberate host sync
-    losses = backend.to_numpy(backend.xp.concatenate(rows))  # deliberate host sync
-    return perplexity(float(losses.mean())), losses  # from the same float64 losses as an ensemble's figure
+        return perplexity(float(losses.mean()))  # deliberate host sync
+    losses = backend.to_numpy(losses)  # deliberate host sync
+    return perplexity(float(losses.mean())), losses
+
+
+def first_rows(state, B):
+    """The state of the first B streams: the public form (see model.py) cut to B rows."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(first_rows(part, B) for part in state)
+    return state[:B] if state.ndim == 2 else state[:, :B]  # (B,H), or (L,B,H)
 
 
 def memory_estimate(cfg, vocab_size, num_windows=1):
@@ -408,8 +463,8 @@ def bpc(ppl):
 
 
 def scored_tokens(ids, cfg):
-    """How many tokens evaluate() scores in ids: whole windows of B streams × T steps."""
-    return sum(X.size for X, _ in seq_sequential(ids, cfg.batch_size, cfg.num_steps, rng=None, offset=0))
+    """How many tokens evaluate() scores in ids: every one but the first, by its windows."""
+    return sum(B * width for B, _, width in eval_windows(len(ids), cfg.batch_size, cfg.num_steps))
 
 
 def check_snapshots(state, heldout, cfg):
@@ -418,7 +473,8 @@ def check_snapshots(state, heldout, cfg):
         saved, scored = len(state.snapshots.losses[0]), scored_tokens(heldout, cfg)
         if saved != scored:
             raise CheckpointError(f"the ensemble's snapshots scored {saved} held-out tokens, but this run scores "
-                                  f"{scored}: the checkpoint is damaged; use an earlier one, or start a new run "
+                                  f"{scored}: the checkpoint is damaged, or was saved by an earlier minirnn, which "
+                                  f"scored only whole windows; use an earlier one, or start a new run "
                                   f"without --resume")
 
 

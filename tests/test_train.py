@@ -111,8 +111,9 @@ def test_evaluate_carries_the_state_across_windows():
     state = new_state(cfg, len(corpus.vocab), backend)
     fit(cfg, corpus, backend, state)
     B, T = cfg.batch_size, cfg.num_steps
-    n = ((len(corpus.heldout) - 1) // B) * B
-    Xs, Ys = corpus.heldout[:n].reshape(B, -1), corpus.heldout[1:n + 1].reshape(B, -1)
+    n = (len(corpus.heldout) - 1) // (B * T) * (B * T)  # B equal streams of whole windows ...
+    ids = corpus.heldout[:n + 1]  # ... in the first n + 1 tokens
+    Xs, Ys = ids[:n].reshape(B, -1), ids[1:n + 1].reshape(B, -1)
 
     def by_hand(carry):
         losses, H = [], None
@@ -122,7 +123,7 @@ def test_evaluate_carries_the_state_across_windows():
             H = H_T if carry else None
         return math.exp(np.mean(losses))
 
-    ppl = evaluate(state.params, corpus.heldout, cfg, backend)
+    ppl = evaluate(state.params, ids, cfg, backend)
     assert ppl == pytest.approx(by_hand(carry=True), rel=1e-12)
     assert ppl != pytest.approx(by_hand(carry=False), rel=1e-6)
 

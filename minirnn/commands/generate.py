@@ -13,7 +13,7 @@ from minirnn.cli import ArgumentParser
 from minirnn.config import DEVICES
 from minirnn.data import preprocess
 from minirnn.errors import UsageError, plural
-from minirnn.generate import predict
+from minirnn.generate import predict, snapshot_models
 
 OUT_OF_MEMORY = "ask for a smaller -n, or use a machine with more memory (or --device cpu, if it ran on the GPU)"
 
@@ -83,7 +83,7 @@ def main(argv, prog="generate.py"):
     model = {k: backend.asarray(v) for k, v in ckpt.params.items()}
     ensemble = args.ensemble and ckpt.snapshots is not None
     if ensemble:
-        model = ckpt.snapshots.models(backend)
+        model = snapshot_models(ckpt.snapshots, backend)
     texts = [predict(args.prefix, args.num_chars, model, ckpt.vocab, activation=ckpt.config.activation,
                      text_mode=ckpt.config.text_mode, temperature=args.temperature, seed=args.seed + k)
              for k in range(args.num_samples)]

@@ -27,7 +27,7 @@ from minirnn.config import (ACTIVATIONS, CELL_NAMES, DEFAULT_LR, DEVICES, DTYPES
                             SAMPLINGS, TEXT_MODES, Config, flag_name, preset)
 from minirnn.data import default_text_mode, load_corpus, preprocess
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError, plural
-from minirnn.generate import predict
+from minirnn.generate import predict, snapshot_models
 from minirnn.model import Spec
 from minirnn.optim import make_optimizer
 from minirnn.threads import TRAIN_THREADS, blas_threads
@@ -352,7 +352,7 @@ def main(argv, prog="train.py"):
     model = state.params
     if state.snapshots is not None and len(state.snapshots):
         print(f"continued by the ensemble of {state.snapshots.describe()}:")  # the last ones, not the best
-        model = state.snapshots.models(backend)
+        model = snapshot_models(state.snapshots, backend)
     print(sample(model))
     if prefix == BOOK_PREFIX:
         print(sample(model, "traveller"))
