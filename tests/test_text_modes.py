@@ -198,7 +198,7 @@ def test_the_header_says_what_was_trained_held_out_unused_and_dropped(tmp_path):
     row = (tmp_path / "log.csv").read_text().splitlines()
     fields = dict(zip(row[0].split(","), row[1].split(",")))
     assert float(fields["heldout_bpc"]) == pytest.approx(np.log2(float(fields["heldout_ppl"])))
-    assert int(fields["heldout_tokens"]) == 1120  # the whole windows of 32 x 35 in 2,000 held-out tokens
+    assert int(fields["heldout_tokens"]) == 1999  # every one of the 2,000 held-out tokens but the first
 
 
 def test_eval_tokens_bound_the_measurements_until_the_last_epoch(tmp_path):
@@ -210,9 +210,9 @@ def test_eval_tokens_bound_the_measurements_until_the_last_epoch(tmp_path):
     rows = [dict(zip(*(line.split(",") for line in pair)))
             for pair in [((tmp_path / "log.csv").read_text().splitlines()[0], line)
                          for line in (tmp_path / "log.csv").read_text().splitlines()[1:]]]
-    assert [int(row["heldout_tokens"]) for row in rows] == [2240, 5600]  # the first 2,300; then all 6,000
+    assert [int(row["heldout_tokens"]) for row in rows] == [2299, 5999]  # the first 2,300 but their first; then all 6,000
     lines = [line for line in r.stdout.splitlines() if line.startswith("epoch ")]
-    assert "(first 2,240 tokens)" in lines[0] and "first" not in lines[1]
+    assert "(first 2,299 tokens)" in lines[0] and "first" not in lines[1]
     assert "held-out figures score the first 2,300 of them until the last epoch" in r.stdout
     best = [line for line in r.stdout.splitlines() if line.startswith("best held-out perplexity")][0]
-    assert ("on the first 2,240 tokens at epoch 1" in best) == best.endswith("at epoch 1")
+    assert ("on the first 2,299 tokens at epoch 1" in best) == best.endswith("at epoch 1")
