@@ -29,6 +29,7 @@ The gradient checker's sample is checked more closely in test_gradcheck.py.
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import textwrap
@@ -140,7 +141,7 @@ NUMBER = re.compile(r"[-+]?(?:\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?|inf|nan)\b")
 
 def masked(line):
     line = re.sub(r"'[^']*'", "'…'", line)  # a quoted sample of generated text
-    line = re.sub(r"\d+m\d+s|\d+h\d+m", "#", line)  # durations
+    line = re.sub(r"\b\d+[hms](?:\d+[ms])?\b", "#", line)  # durations: 0s, 1m36s, 3h02m
     return " ".join(NUMBER.sub("#", line).split())
 
 
@@ -150,19 +151,22 @@ def shown_block(page, first):
 
 
 def assert_printed(shown, printed, generated=0):
-    """Each shown line (but `...`) is, masked, a printed line, in order; the last `generated`
+    """Each shown line (but `...`) is, masked, a printed line, in order, where lines that are
+    alike once masked (the progress lines) count as one; the last `generated`
     shown lines are generated text, which a short run cannot repeat: the printed output ends
     with as many non-empty lines."""
     shown, free = (shown[:-generated], shown[-generated:]) if generated else (shown, [])
     if free:
         assert all(printed[-generated:]), printed
         printed = printed[:-generated]
-    rest = [masked(line) for line in printed]
-    for line in shown:
-        if line == "...":
-            continue
-        assert masked(line) in rest, f"{line!r} is not printed; printed:\n" + "\n".join(printed)
-        rest = rest[rest.index(masked(line)) + 1:]
+    rest = _runs([masked(line) for line in printed])
+    for line in _runs([masked(line) for line in shown if line != "..."]):
+        assert line in rest, f"{line!r} is not printed; printed:\n" + "\n".join(printed)
+        rest = rest[rest.index(line) + 1:]
+
+
+def _runs(lines):
+    return [line for i, line in enumerate(lines) if i == 0 or line != lines[i - 1]]
 
 
 def test_masking_tells_formats_apart():
@@ -171,6 +175,7 @@ def test_masking_tells_formats_apart():
     assert masked("held-out 13.3") != masked("held out 13.3")
     with pytest.raises(AssertionError):
         assert_printed(["a 1", "b 2"], ["b 2", "a 1"])
+    assert_printed(["x", "a 1", "...", "a 3", "a 4", "b 2"], ["x", "a 9", "b 9"])
 
 
 def test_the_book_run_shown_in_the_readme_is_what_train_prints(tmp_path):
@@ -217,7 +222,7 @@ def test_the_gradient_flow_table_is_what_gradflow_prints(tmp_path):
     assert r.returncode == 0, r.stderr
     printed = r.stdout.splitlines()
     assert_printed(shown, printed)
-    per_step = lambda lines: [float(x) for x in next(l for l in lines if "per step" in l).split()[2:]]  # noqa: E731
+    per_step = lambda lines: [float(x) for x in next(l for l in lines if l.strip().startswith("per step")).split()[2:]]  # noqa: E731
     assert per_step(shown) == pytest.approx(per_step(printed), rel=1e-3)  # the page's figures, fresh init
 
 
@@ -297,3 +302,26 @@ def test_the_two_commands_come_first_and_unchanged():
         pip install -e ".[test]" && python -m pytest          # run the tests
         """)
     assert "python -m pytest -q" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_ctrl_c_prints_what_the_checkpoints_page_shows_and_its_advice_resumes(tmp_path):
+    shown = shown_block("docs/checkpoints.md", "interrupt:")
+    folder = page_folder(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("MINIRNN_DEVICE", None)
+    run = subprocess.Popen([sys.executable, "scripts/train.py", "--save", "run.npz", "--print-every", "1", "--epochs", "50"],
+                           cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout.readline().startswith("training on cpu") and run.stdout.readline().startswith("epoch")
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 130
+    printed = err.splitlines()
+    assert_printed(shown[:-1], printed)  # the last line names the epoch, which a run reaches when it may
+    stop = r"stopped (?:epoch \d+, after minibatch \d+|after epoch \d+); resume with: (.*)"  # mid-epoch or between
+    stopped = re.fullmatch(stop, printed[-1])
+    assert re.fullmatch(stop, shown[-1]).group(1) == stopped.group(1) == "python scripts/train.py --resume run.npz"
+    resumed = run_in(folder, stopped.group(1).replace("python", shlex.quote(sys.executable), 1) + " --epochs 6")
+    assert resumed.returncode == 0 and ", resuming at epoch" in resumed.stdout, resumed.stderr
