@@ -24,7 +24,8 @@ and commands that write into the checkout (the figures).
 Printed outputs: a plain fenced block that shows what a command printed is checked by a test
 below against a short run of that command: line by line, in order, with the numbers and the
 quoted samples masked (a short run prints other figures); `...` stands for omitted lines.
-The gradient checker's sample is checked more closely in test_gradcheck.py.
+The gradient checker's sample is checked more closely in test_gradcheck.py, and the README's
+Python API example is run by test_release.py.
 """
 import os
 import re
