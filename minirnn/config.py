@@ -35,7 +35,7 @@ class Config:
     lr: float = None  # None: DEFAULT_LR[optimizer], 1 for SGD as in the book
     clip: float = 1.0  # θ of the global-norm clip; 0 turns clipping off
     epochs: int = 500
-    sampling: str = "sequential"  # sequential | random | reset (see README)
+    sampling: str = "sequential"  # sequential | random | reset (see docs/training.md)
     max_tokens: int = 10000  # 0: the whole text
     heldout_tokens: int = 0  # >0: hold out this many tokens (after the training slice, else the text's last ones)
     eval_tokens: int = 0  # >0: measure on the first N held-out tokens during training, all of them at the end
@@ -138,7 +138,7 @@ MODEL_OPTIONS = ("cell", "num_layers", "num_hiddens", "embed_size", "activation"
 # Named sets of defaults (--preset NAME); options given beside a preset override it.
 PRESETS = {
     # The lowest held-out perplexity on the book found within 15 minutes on 2 CPU cores:
-    # the whole book with its last 10% held out (see the README's "How low can it go"),
+    # the whole book with its last 10% held out (see docs/heldout.md),
     # selected and reported by the ensemble of the last 24 epochs' models.
     # It runs on two BLAS threads unless told (threads.PRESET_THREADS).
     "heldout": {

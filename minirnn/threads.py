@@ -5,14 +5,14 @@ import sys
 
 VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-# train's default. Measured on 2 cores (README, "Threads"): on an idle machine two
+# train's default. Measured on 2 cores (docs/training.md, "Threads"): on an idle machine two
 # threads ran the book's run 1.2x faster than one; with other processes busy, two
 # threads fell to about a tenth of one thread's speed. One is the safe choice.
 TRAIN_THREADS = 1
 
 # A preset's own default (config.PRESETS), for a run that has the machine to itself:
 # --preset heldout is measured against 15 minutes on 2 idle cores, and two threads
-# ran its training steps about 1.5x as fast as one (README, "Threads").
+# ran its training steps about 1.5x as fast as one (docs/training.md, "Threads").
 PRESET_THREADS = {"heldout": 2}
 
 

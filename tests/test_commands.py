@@ -123,7 +123,7 @@ def test_threads_are_set_before_numpy_and_said():
     s = run_script("train.py", *SMALL, "--epochs", 1, "--threads", 2)
     assert s.returncode == 0 and ", 2 BLAS threads" in s.stdout.splitlines()[0], s.stderr
     assert run_script("train.py", "--threads", 0).returncode == 2
-    default = run_script("train.py", *SMALL, "--epochs", 1)  # one thread unless told (README, "Threads")
+    default = run_script("train.py", *SMALL, "--epochs", 1)  # one thread unless told (docs/training.md, "Threads")
     assert default.stdout.splitlines()[0].endswith(", sequential, 1 BLAS thread"), default.stderr
     told = run_script("train.py", *SMALL, "--epochs", 1, env={"OPENBLAS_NUM_THREADS": "2"})
     assert told.stdout.splitlines()[0].endswith(", 2 BLAS threads"), told.stderr

@@ -173,10 +173,10 @@ def test_script_exits_1_on_a_wrong_backward(monkeypatch, capsys):
     assert "W_hh" in out and "FAIL: off by" in out and out.splitlines()[-1].startswith("GRADIENT CHECK FAILED")
 
 
-def test_readme_sample_output_is_what_the_script_prints():
-    """Same lines, same arrays, shapes, skip counts and verdicts; only the error
-    digits may differ with the BLAS."""
-    readme = (ROOT / "README.md").read_text()
+def test_the_docs_sample_output_is_what_the_script_prints():
+    """docs/gradcheck.md's sample: same lines, same arrays, shapes, skip counts and
+    verdicts; only the error digits may differ with the BLAS."""
+    readme = (ROOT / "docs" / "gradcheck.md").read_text()
     sample = re.search(r"```\n(gradient check:.*?)```", readme, re.S).group(1).splitlines()
     printed = run_script("gradcheck.py").stdout.splitlines()
     assert len(sample) == len(printed) and sample[:2] == printed[:2] and sample[-1] == printed[-1]

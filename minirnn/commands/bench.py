@@ -6,7 +6,7 @@
 
 The floor is the time of the step's matrix products alone, with the same shapes, on
 preallocated buffers; step/floor says how much the rest of the engine (the gate
-arithmetic, the loss, clipping, the update) adds. See the README's "Speed".
+arithmetic, the loss, clipping, the update) adds. See docs/performance.md.
 """
 import argparse
 import json

@@ -96,7 +96,7 @@ def parse(argv, prog="train.py"):
     train.add_argument("--device", choices=DEVICES, help="cpu, gpu (CuPy) or auto (default: $MINIRNN_DEVICE, else cpu)")
     train.add_argument("--threads", type=int, metavar="N",
                        help=f"BLAS threads, set before NumPy loads (default {TRAIN_THREADS}, or $OPENBLAS_NUM_THREADS; "
-                            f"more can help on an idle machine, see README)")
+                            f"more can help on an idle machine, see docs/training.md)")
     out = p.add_argument_group("output")
     out.add_argument("--print-every", type=int, metavar="N", help=f"progress line every N epochs (default {D.print_every})")
     out.add_argument("--progress-seconds", type=float, metavar="S",
