@@ -37,7 +37,7 @@ import traceback
 import numpy as np
 
 from ..backend import array_module
-from ..errors import UsageError
+from ..errors import MinirnnError
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 SHIPPED = ("examples", "reference")  # folders of this package whose files load by a short name
@@ -46,7 +46,7 @@ REQUIRED = {"NAME": None, "GATES": None, "STATES": None,
 OPTIONAL = {"recurrent_params": ("H",), "init_param": ("name", "shape", "rng"), "kinks": ("cache_t",)}
 
 
-class CellError(UsageError):
+class CellError(MinirnnError, ValueError):
     """A cell file that does not follow the protocol (one line: the file, then what is wrong)."""
 
 
