@@ -44,6 +44,9 @@ class Spec:
     num_hiddens: int
     embed_size: int  # 0: one-hot input
 
+    def __post_init__(self):
+        object.__setattr__(self, "cell", cell_key(self.cell))  # a path becomes its loaded, checked cell
+
     def describe(self):
         """'rnn', '2-layer lstm, embedding 32', ...: the model in a few words."""
         return ((f"{self.num_layers}-layer " if self.num_layers > 1 else "") + cell_name(self.cell)
