@@ -49,7 +49,8 @@ class Spec:
 
     def describe(self):
         """'rnn', '2-layer lstm, embedding 32', ...: the model in a few words."""
-        return ((f"{self.num_layers}-layer " if self.num_layers > 1 else "") + cell_name(self.cell)
+        cell = cell_name(self.cell) + (f" ({self.cell.file})" if hasattr(self.cell, "file") else "")
+        return ((f"{self.num_layers}-layer " if self.num_layers > 1 else "") + cell
                 + (f", embedding {self.embed_size}" if self.embed_size else ""))
 
 

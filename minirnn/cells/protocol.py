@@ -303,7 +303,7 @@ class ProtocolCell:
             state, cache_t = self.step_forward(A[t], state, W)
             Hs[t + 1] = state[0]
             caches.append(cache_t)
-        cache = {"caches": caches, "W": W, "ws": ws, "key": key, "kinks": self.kinks}
+        cache = {"caches": caches, "W": W, "Hs": Hs, "ws": ws, "key": key, "kinks": self.kinks}
         return Hs, tuple(xp.array(s) for s in state), cache
 
     def sequence_backward(self, dHs, cache, dstate_T, keep_cache=False):
