@@ -18,7 +18,7 @@ What the file holds (the names are the contract):
         this step's share.
 
 Optional: recurrent_params(H) -> {name: shape}; init_param(name, shape, rng) -> a
-host array; kinks(cache_t) -> the pre-activations whose sign change is a kink.
+host array (or None: the engine's default, normal(0, 0.01) or zeros); kinks(cache_t) -> the pre-activations whose sign change is a kink.
 Other names in the file are ignored.
 
 load_cell(cell) takes a built-in name, a path to a .py file, a short name of a
@@ -163,7 +163,10 @@ class ProtocolCell:
         """The file's init_param where it has one, else None (the engine's default)."""
         if not hasattr(self.module, "init_param"):
             return None
-        value = np.asarray(self.module.init_param(name, shape, rng), dtype=np.float64)
+        value = self.module.init_param(name, shape, rng)
+        if value is None:  # the engine's default for this one
+            return None
+        value = np.asarray(value, dtype=np.float64)
         if value.shape != tuple(shape):
             self.fail(f"init_param({name!r}, {shape}, rng) returned shape {value.shape}, expected {tuple(shape)}")
         return value
