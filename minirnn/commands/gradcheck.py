@@ -138,7 +138,8 @@ def _step(a, cell, backend):
         cell = FastSteps(a.cell, a.activation)
     B, H = a.batch_size, a.num_hiddens
     rows = check_step(cell, B, H, seed=a.seed, scale=a.scale, h=a.h, tol=a.tol, backend=backend)
-    print(f"step check: {cell.NAME} ({cell.path}), B={B} H={H}, seed {a.seed}, float64; "
+    where = cell.path if isinstance(cell, FastSteps) else a.cell  # a cell file as the user named it
+    print(f"step check: {cell.NAME} ({where}), B={B} H={H}, seed {a.seed}, float64; "
           f"step_backward against central differences of step_forward at h={a.h:g}, h/2, h/4, extrapolated; "
           f"tolerance {a.tol:g} relative")
     return _report(rows, "gradient")

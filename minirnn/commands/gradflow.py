@@ -90,7 +90,9 @@ def main(argv, prog="gradflow.py"):
         if ckpt.cell is not None:  # the --cell PATH given for it, which is then no fresh model
             files = [c for c in cells if is_cell_path(c) and get_cell(c).NAME == ckpt.cell["name"]]
             cell = checkpoint.check_cell(ckpt, files[0] if files else None, path)
-            cells = [c for c in cells if c != cell]
+            cells = cells[:]
+            if cell in cells:  # this once; given twice, the file is also a fresh model
+                cells.remove(cell)
         models.append((_checkpoint_label(path, ckpt), ckpt.params, cfg.activation, args.data or cfg.data,
                        cfg.text_mode, ckpt.vocab, cell))
     if args.plot:
