@@ -123,7 +123,8 @@ class Config:
         if not isinstance(self.detach, bool):
             raise UsageError(f"detach must be true or false, got {self.detach!r}")
         if self.activation != "tanh" and self.cell != "rnn":
-            raise UsageError(f"--activation {self.activation} applies to --cell rnn only; the {self.cell} cell has "
+            which = f"cell file {self.cell}" if is_cell_path(self.cell) else f"{self.cell} cell"
+            raise UsageError(f"--activation {self.activation} applies to --cell rnn only; the {which} has "
                              f"its own nonlinearities, so drop --activation")
         if not self.detach and self.sampling != "sequential":
             raise UsageError("--no-detach needs --sampling sequential: the other modes reset the state every minibatch")
