@@ -13,7 +13,9 @@ Dimension letters, used in every shape below:
 Parameter names are d2l's: W_xh, W_hh, b_h (rnn); W_xz … b_h (gru); W_xi … b_c
 (lstm); W_emb; W_hq, b_q. Layer 0 keeps the plain names, layer l ≥ 1 appends _l{l}.
 The cell, the number of layers and the embedding are read off the keys, so one
-rnn_forward / rnn_backward pair serves every model.
+rnn_forward / rnn_backward pair serves every model. A cell file in the simple
+protocol (cells/protocol.py: its W_x{g}, b_{g} per gate and its own recurrent
+parameters) runs through the same pair, named by cell= (its path or module).
 
 The state is H for rnn and gru, and the pair (H, C) for lstm; each array is (B,H)
 for one layer, (L,B,H) for L layers. None means zeros.
