@@ -312,3 +312,45 @@ def test_bench_and_gradflow_take_a_cell_file():
     assert r.returncode == 0 and "torch_gru (torch_gru.py), H=4" in r.stdout
     bad = run_script("train.py", "--cell", "cnn")
     assert bad.returncode == 2 and re.search(r"invalid choice: 'cnn' \(choose from rnn, gru, lstm", bad.stderr)
+
+
+INDRNN = '''
+from minirnn.backend import array_module
+NAME = "indrnn"
+GATES = ("h",)
+STATES = ("H",)
+
+def recurrent_params(H):
+    return {"u": (H,)}
+
+def kinks(cache_t):
+    return cache_t[1]
+
+def step_forward(A_t, state, W):
+    Z = A_t + W["u"] * state[0]
+    return (array_module(A_t).maximum(Z, 0),), (state[0], Z)
+
+def step_backward(dstate, cache_t, W):
+    H_prev, Z = cache_t
+    dZ = dstate[0] * (Z > 0)
+    return dZ, (dZ * W["u"],), {"u": (dZ * H_prev).sum(axis=0)}
+'''
+
+
+@settings(max_examples=5)
+@given(seed=st.integers(0, 2 ** 16), L=st.integers(1, 2))
+def test_a_relu_cell_files_kinks_are_skipped_by_the_checks(tmp_path_factory, seed, L):
+    from minirnn.model import kink_pattern
+
+    path = tmp_path_factory.mktemp("relu") / "indrnn.py"
+    path.write_text(INDRNN)
+    rng = np.random.default_rng(seed)
+    params = random_params(5, 4, rng, cell=str(path), num_layers=L, scale=1.0)
+    X, Y = rng.integers(0, 5, (3, 4)), rng.integers(0, 5, (3, 4))
+    _, _, cache = rnn_forward(params, X, None, cell=str(path))
+    assert kink_pattern(cache).size == L * 4 * 3 * 4  # every step's Z, every layer
+    rows = check_gradients(params, X, Y, cell=str(path), h=1e-3)
+    assert not [r for r in rows if r["verdict"] == "FAIL"], rows
+    assert any(r["passed"] for r in rows)
+    step = check_step(load_cell(str(path)), 3, 4, seed=seed)
+    assert [r["verdict"] for r in step if r["verdict"] == "FAIL"] == []
