@@ -30,7 +30,8 @@ import zipfile
 import numpy as np
 
 from .atomic import atomic_write
-from .cells.protocol import RecordedCell, check_against_record, cell_record, is_cell_path, load_cell
+from .cells.protocol import is_cell_path, load_cell
+from .cells.record import RecordedCell, check_against_record, cell_record
 from .config import Config
 from .data import Vocab
 from .ensemble import Snapshots

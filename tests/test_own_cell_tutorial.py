@@ -44,7 +44,9 @@ def blocks():
 
 
 def _masked(line):
-    return NUMBER.sub("#", line)
+    """The line with every number as #, and runs of spaces as one (a column's width
+    follows its numbers' digits)."""
+    return " ".join(NUMBER.sub("#", line).split())
 
 
 def _same(shown, got):
