@@ -36,6 +36,7 @@ from .cells.gru import gru_step_backward
 from .cells.lstm import lstm_step_backward
 from .cells.rnn import rnn_step_backward
 from .loss import softmax_cross_entropy
+from .cells import cell_name, get_cell
 from .model import Workspace, check_tokens, layer_backward, model_spec, rnn_forward
 
 POWER_ITERATIONS = 20  # per step, warm-started from the step before
@@ -58,6 +59,7 @@ class GradientFlow:
     dlast_dstate: np.ndarray = None  # ‖∂ℓ_T/∂(H_t, C_t)‖, the state as one vector
     dL_dstate: np.ndarray = None
     jac_state: np.ndarray = None  # σ_max(∂(H_t, C_t)/∂(H_{t-1}, C_{t-1})): the bound's factor
+    states: tuple = ("H",)  # the cell's state arrays; for a cell file, "C" above is its second one
 
     @property
     def k(self):
@@ -65,22 +67,26 @@ class GradientFlow:
         return np.arange(self.dlast_dH.shape[1])
 
 
-def gradient_flow(params, X, Y, state=None, *, activation="tanh", power_iterations=POWER_ITERATIONS):
+def gradient_flow(params, X, Y, state=None, *, activation="tanh", power_iterations=POWER_ITERATIONS, cell=None):
     """The gradient that reaches each state of a window, and each step's Jacobian norm.
 
     params: any model (init_params, or a checkpoint's). X (B,T) input ids, Y (B,T)
     target ids (host arrays or nested lists). state: the state before step 1, in the
     form rnn_forward takes (None: zeros). Computed in float64 whatever the params'
     dtype, so that a gradient of 1e-100 does not underflow. See the module docstring
-    for the conventions; returns a GradientFlow.
+    for the conventions; returns a GradientFlow. cell: as for rnn_forward (a cell
+    file's path or module; None reads a built-in cell off the keys). A cell file's
+    steps are driven through its own step_backward; its second state, if any, is
+    reported where the LSTM's C is, and "state" is all of its states as one vector.
     """
     if power_iterations is not None and (isinstance(power_iterations, bool) or
                                          not isinstance(power_iterations, (int, np.integer)) or power_iterations < 1):
         raise ValueError(f"power_iterations must be an integer >= 1, or None for an exact SVD; got {power_iterations!r}")
-    spec = model_spec(params)
-    grads, cache = _gradients(params, X, Y, state, activation)
+    spec = model_spec(params, cell)
+    grads, cache = _gradients(params, X, Y, state, activation, spec.cell)
     xp = array_module(params["W_hq"])
-    lstm = spec.cell == "lstm"
+    states = get_cell(spec.cell).STATES
+    lstm = len(states) > 1  # a second state: the lstm's C, or a cell file's
 
     def norms(arrays):  # (T,B,H) per layer -> (L,T,B), k-ordered
         return xp.stack([xp.linalg.norm(a, axis=2)[::-1] for a in arrays])
@@ -91,27 +97,27 @@ def gradient_flow(params, X, Y, state=None, *, activation="tanh", power_iteratio
         if lstm:
             out[f"{name}_dC"] = norms([g[1] for g in grads[which]])
             out[f"{name}_dstate"] = xp.sqrt(out[f"{name}_dH"] ** 2 + out[f"{name}_dC"] ** 2)
-    jac = [_jacobian_norms(spec.cell, layer["cell"], power_iterations) for layer in cache["layers"]]
+    jac = [_jacobian_norms(_cell(spec), layer["cell"], power_iterations) for layer in cache["layers"]]
     for name in jac[0]:
         out[f"jac_{name}"] = xp.stack([j[name][::-1] for j in jac])
     host = backend_of(params["W_hq"]).to_numpy  # deliberate host sync: once, at the end
     out = {k: np.asarray(host(v), dtype=np.float64) for k, v in out.items()}
     if not lstm:
         out.update(dlast_dstate=out["dlast_dH"], dL_dstate=out["dL_dH"], jac_state=out["jac_H"])
-    return GradientFlow(cell=spec.cell, **out)
+    return GradientFlow(cell=cell_name(spec.cell), states=tuple(states), **out)
 
 
-def state_gradients(params, X, Y, state=None, *, activation="tanh", last_only=False):
+def state_gradients(params, X, Y, state=None, *, activation="tanh", last_only=False, cell=None):
     """The gradients themselves: one (dH, dC) pair per layer, each (T,B,H) in time
     order (row t-1 is step t), float64; dC is None for rnn and gru. last_only: the
     gradient of ℓ_T alone, else of L (see the module docstring)."""
-    grads, _ = _gradients(params, X, Y, state, activation)
+    grads, _ = _gradients(params, X, Y, state, activation, cell)
     return grads["last" if last_only else "all"]
 
 
 # ----------------------------------------------------------------------------- the gradients
-def _gradients(params, X, Y, state, activation):
-    spec = model_spec(params)
+def _gradients(params, X, Y, state, activation, cell=None):
+    spec = model_spec(params, cell)
     X = check_tokens(X, spec.vocab_size)
     Y = check_tokens(Y, spec.vocab_size)
     if tuple(X.shape) != tuple(Y.shape):
@@ -122,7 +128,7 @@ def _gradients(params, X, Y, state, activation):
         state = (tuple(None if s is None else xp.asarray(s, dtype=xp.float64) for s in state)
                  if isinstance(state, (tuple, list)) else xp.asarray(state, dtype=xp.float64))
     B, T = X.shape
-    logits, _, cache = rnn_forward(p64, X, state, activation=activation, workspace=Workspace())
+    logits, _, cache = rnn_forward(p64, X, state, activation=activation, workspace=Workspace(), cell=spec.cell)
     y = xp.asarray(Y.T.reshape(-1))  # time-major, as the logits' rows
     _, dlogits = softmax_cross_entropy(logits, y)  # dL/dO, each row / (T·B)
     dlast = xp.zeros_like(dlogits)
@@ -144,22 +150,57 @@ def _backward(cache, dH_above):
     T, B, H = dH_above.shape
     xp = array_module(dH_above)
     out = [None] * spec.num_layers
+    cell = _cell(spec)
+    S, k = len(get_cell(spec.cell).STATES), len(get_cell(spec.cell).GATES) * H
     for layer in range(spec.num_layers - 1, -1, -1):
         c = cache["layers"][layer]["cell"]
-        k = c["G"].shape[1] * H if "G" in c else H
         dHs, dCs, dA = xp.empty((T, B, H)), xp.empty((T, B, H)), xp.empty((T, B, k))
-        dH, dC = xp.zeros((B, H)), xp.zeros((B, H))  # from step t+1; none beyond the window
+        dstate = (xp.zeros((B, H)),) * S  # from step t+1; none beyond the window
         for t in range(T, 0, -1):
-            dHs[t - 1] = dH_above[t - 1] + dH  # total dL/dH_t
-            dCs[t - 1] = dC
-            dA[t - 1], dH, dC = _step_backward(spec.cell, c, t, dHs[t - 1], dC)
-        out[layer] = (dHs, dCs if spec.cell == "lstm" else None)
+            dHs[t - 1] = dH_above[t - 1] + dstate[0]  # total dL/dH_t
+            if S > 1:
+                dCs[t - 1] = dstate[1]
+            dA[t - 1], dstate = _step(cell, c, t, (dHs[t - 1],) + tuple(dstate[1:]))
+        out[layer] = (dHs, dCs if S > 1 else None)
         if layer:  # the layer below receives dA·W_xᵀ at each step, from model.py's own backward
             X_in = cache["layers"][layer]["X_in"]
             dX_in = xp.empty(X_in.shape)
             layer_backward(prep, layer, dA.reshape(T * B, k), X_in, cache["ids"], ws, dX_in)
             dH_above = dX_in.reshape(T, B, H)
     return out
+
+
+def _cell(spec):
+    """A built-in cell by its name (its fast steps below), a cell file as itself."""
+    return spec.cell if isinstance(spec.cell, str) else get_cell(spec.cell)
+
+
+def _step(cell, c, t, dstate, rows=slice(None)):
+    """One step t of a layer's backward: (dA_t, dstate_{t-1} as a tuple), through a
+    built-in cell's step function (_step_backward) or a cell file's step_backward.
+    For a cell file, rows=slice(b, b+1) repeats sequence b's cached arrays (those
+    whose first axis is the batch) over the n rows of dstate."""
+    if isinstance(cell, str):
+        dA, dH, dC = _step_backward(cell, c, t, dstate[0], dstate[1] if len(dstate) > 1 else None, rows)
+        return dA, (dH,) if dC is None else (dH, dC)
+    cache_t = c["caches"][t - 1]
+    if rows != slice(None):
+        B, n = c["Hs"].shape[1], dstate[0].shape[0]
+        cache_t = _repeat_rows(cache_t, [rows.start] * n, B)
+    dA, dprev, _ = cell.step_backward(dstate, cache_t, c["W"])
+    return dA, tuple(dprev)
+
+
+def _repeat_rows(obj, index, B):
+    """Each array of a step's cache (nested in tuples, lists, dicts) whose first axis
+    is the batch, B, indexed by index along it; anything else as it is."""
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_repeat_rows(o, index, B) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _repeat_rows(v, index, B) for k, v in obj.items()}
+    if getattr(obj, "ndim", 0) >= 1 and obj.shape[0] == B:
+        return obj[index]
+    return obj
 
 
 def _step_backward(cell, c, t, dH_t, dC_t, rows=slice(None)):
@@ -189,26 +230,28 @@ def _step_backward(cell, c, t, dH_t, dC_t, rows=slice(None)):
 # ----------------------------------------------------------------------------- the Jacobians
 def step_jacobian(cell, c, t, b):
     """J_t = ∂state_t/∂state_{t-1} of sequence b, (n,n) with n = H, or 2H for the lstm
-    ((H, C) in that order): row i is the step backward of the unit vector e_i."""
+    ((H, C) in that order; S·H for a cell file's S states): row i is the step
+    backward of the unit vector e_i."""
     H = c["Hs"].shape[2]
     xp = array_module(c["Hs"])
-    n = 2 * H if cell == "lstm" else H
-    eye = xp.eye(n)
-    _, dH_prev, dC_prev = _step_backward(cell, c, t, eye[:, :H], eye[:, H:], rows=slice(b, b + 1))
-    return dH_prev if cell != "lstm" else xp.concatenate([dH_prev, dC_prev], axis=1)
+    S = 2 if cell == "lstm" else 1 if isinstance(cell, str) else len(cell.STATES)
+    eye = xp.eye(S * H)
+    _, dprev = _step(cell, c, t, tuple(eye[:, i * H:(i + 1) * H] for i in range(S)), rows=slice(b, b + 1))
+    return dprev[0] if S == 1 else xp.concatenate(dprev, axis=1)
 
 
 def _jacobian_norms(cell, c, power_iterations):
     """σ_max of each step's Jacobian, (T,B) per name: H (and C, state for the lstm)."""
     T, B, H = c["Hs"].shape[0] - 1, c["Hs"].shape[1], c["Hs"].shape[2]
     xp = array_module(c["Hs"])
+    S = 2 if cell == "lstm" else 1 if isinstance(cell, str) else len(cell.STATES)
     blocks = {"H": (slice(0, H), slice(0, H))}
-    if cell == "lstm":
+    if S > 1:
         blocks.update(C=(slice(H, 2 * H), slice(H, 2 * H)), state=(slice(None), slice(None)))
     out = {name: xp.empty((T, B)) for name in blocks}
     rng = np.random.default_rng(0)  # the start vectors: fixed, so a run repeats exactly
     for b in range(B):
-        v = {name: xp.asarray(rng.normal(size=(2 * H if name == "state" else H))) for name in blocks}
+        v = {name: xp.asarray(rng.normal(size=(S * H if name == "state" else H))) for name in blocks}
         for t in range(T, 0, -1):
             J = step_jacobian(cell, c, t, b)
             first = power_iterations and (power_iterations * FIRST_STEP if t == T else power_iterations)

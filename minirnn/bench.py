@@ -14,12 +14,17 @@ A gated cell has k blocks side by side (GRU 3, LSTM 4), so its products are k
 times wider; upper layers and an embedding add their input products.
 Everything else (the gate arithmetic, bias, softmax, clipping, SGD, the lookup)
 is the engine's overhead; the ratio step time / floor time says how much.
+
+A cell file (--cell PATH) is measured against the floor its recurrent matrices
+would have in a built-in cell's layout: one product H_{t-1}·[its (H,H) matrices
+side by side] per step (and its mirror), dW_h once over all rows; so step/floor
+shows what its per-step allocations and separate products cost.
 """
 import time
 
 import numpy as np
 
-from .cells import CELLS
+from .cells import get_cell, recurrent_params
 from .config import Config
 from .loss import softmax_cross_entropy
 from .model import (Spec, Workspace, init_params, input_forward, layer_backward, layer_input_forward,
@@ -64,8 +69,12 @@ def step_products(spec, B, T):
     where transposed says the left operand is read transposed (a weight gradient,
     Xᵀ·dA). The one-hot lookups are no products; their gradients are (onehot)ᵀ·rows."""
     H, V, E, N = spec.num_hiddens, spec.vocab_size, spec.embed_size, T * B
-    k = len(CELLS[spec.cell].GATES)
-    recurrent = [(B, H, 2 * H), (B, H, H)] if spec.cell == "gru" else [(B, H, k * H)]
+    k = len(get_cell(spec.cell).GATES)
+    if isinstance(spec.cell, str):
+        recurrent = [(B, H, 2 * H), (B, H, H)] if spec.cell == "gru" else [(B, H, k * H)]
+    else:  # a cell file: its (H,H) matrices as one product, as the built-in cells fuse theirs
+        square = sum(1 for s in recurrent_params(spec.cell, H).values() if tuple(s) == (H, H))
+        recurrent = [(B, H, square * H)] if square else []
     products = [(1, (N, H), (H, V), False), (1, (N, V), (V, H), False), (1, (H, N), (N, V), True)]
     if E:
         products.append((1, (V, N), (N, E), True))  # dW_emb
@@ -103,7 +112,8 @@ def floor_products(spec, B, T, backend, dtype="float32"):
 def engine_step(spec, B, T, backend, dtype="float32"):
     """A function that runs one full training step (forward, loss, backward, clip, SGD),
     with the state carried between calls as in sequential training."""
-    cfg = Config(batch_size=B, num_steps=T, num_hiddens=spec.num_hiddens, dtype=dtype, cell=spec.cell,
+    cell = spec.cell if isinstance(spec.cell, str) else spec.cell.path
+    cfg = Config(batch_size=B, num_steps=T, num_hiddens=spec.num_hiddens, dtype=dtype, cell=cell,
                  num_layers=spec.num_layers, embed_size=spec.embed_size)
     params = init_params(spec.vocab_size, spec.num_hiddens, cell=spec.cell, num_layers=spec.num_layers,
                          embed_size=spec.embed_size or None, backend=backend, seed=0, dtype=dtype)
@@ -122,7 +132,7 @@ def profile_step(spec, B, T, backend, repeats=10, dtype="float32"):
     found in dlogits and the gradients at the pre-activations. The phases are
     rnn_forward's and rnn_backward's own functions, called in their order."""
     xp = backend.xp
-    cell, H, V, L = CELLS[spec.cell], spec.num_hiddens, spec.vocab_size, spec.num_layers
+    cell, H, V, L = get_cell(spec.cell), spec.num_hiddens, spec.vocab_size, spec.num_layers
     params = init_params(V, H, cell=spec.cell, num_layers=L, embed_size=spec.embed_size or None,
                          backend=backend, seed=0, dtype=dtype)
     X, Y = _batch(B, T, V)

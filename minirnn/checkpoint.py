@@ -10,6 +10,9 @@ Members:
     opt.*                       the optimizer's state (Adagrad's G, Adam's m, v and t)
     ens.*                       with --ensemble K > 1, the snapshots: ens.epochs (K,),
                                 ens.losses (K, N) and each member's weights as ens.{i}.{name}
+    cell                        for a run with a cell file (--cell PATH): its NAME, file name,
+                                sha256, gates, states and recurrent parameters, as JSON text;
+                                never its code (resuming or generating needs --cell PATH again)
     outputs                     where the run writes its log, plot and best model, as JSON text
                                 (optional), so that a resumed run continues them
     format                      "minirnn-checkpoint-1"
@@ -21,11 +24,14 @@ is one CheckpointError that says what is wrong.
 import dataclasses
 import json
 import os
+import warnings
 import zipfile
 
 import numpy as np
 
 from .atomic import atomic_write
+from .cells.protocol import is_cell_path, load_cell
+from .cells.record import RecordedCell, check_against_record, cell_record
 from .config import Config
 from .data import Vocab
 from .ensemble import Snapshots
@@ -51,6 +57,7 @@ class Checkpoint:
         self.outputs = outputs or {}
         self.optimizer_state = optimizer_state or {}  # the optimizer's state_dict, host arrays
         self.snapshots = snapshots
+        self.cell = None  # a cell file's record (cells.protocol.cell_record), for a run with --cell PATH
 
 
 OUTPUTS = ("log", "plot", "save_best")
@@ -65,8 +72,11 @@ def save(path, params, vocab, config, state=None, H=None, outputs=None, optimize
     arrays["config"] = np.array(json.dumps(config.to_dict()))
     arrays["state"] = np.array(json.dumps(state or {}))
     arrays["format"] = np.array(FORMAT)
+    if is_cell_path(config.cell):  # what the cell file was, never its code
+        arrays["cell"] = np.array(json.dumps(cell_record(load_cell(config.cell), config.num_hiddens)))
     if H is not None:
-        for name, part in zip(("H", "C"), H if isinstance(H, tuple) else (H,)):
+        names = load_cell(config.cell).STATES if is_cell_path(config.cell) else ("H", "C")
+        for name, part in zip(names, H if isinstance(H, tuple) else (H,)):
             arrays[name] = backend_of(part).to_numpy(part)
     for k, a in (optimizer_state or {}).items():
         arrays[f"opt.{k}"] = backend_of(a).to_numpy(a) if hasattr(a, "dtype") else np.asarray(a)
@@ -162,15 +172,24 @@ def _validate(arrays, path):
     if _text(arrays, "format", path) != FORMAT:
         raise CheckpointError(f"checkpoint {path}: unknown format {_text(arrays, 'format', path)!r}, expected {FORMAT!r}")
     config = Config.from_dict(json.loads(_text(arrays, "config", path)))
+    cell, record = config.cell, None
+    if is_cell_path(config.cell):  # a run with a cell file: read by its record, no code is run
+        try:
+            record = json.loads(_text(arrays, "cell", path))
+            cell = RecordedCell(record, config.num_hiddens)
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            raise CheckpointError(f"checkpoint {path}: its run used the cell file {config.cell}, but "
+                                  f"{e if isinstance(e, ValueError) and 'record' in str(e) else 'its record is missing'}; "
+                                  f"the file is damaged, use an earlier one") from None
     try:  # as model_spec reads them: so that one damaged array is the one named
-        spec, expected = likely_spec(arrays, config.cell, config.num_layers, config.embed_size)
+        spec, expected = likely_spec(arrays, cell, config.num_layers, config.embed_size)
     except ValueError as e:
         raise CheckpointError(f"checkpoint {path}: {e}") from None
     H, V = spec.num_hiddens, spec.vocab_size
     missing = [k for k in expected if k not in arrays]
     if missing:
         raise CheckpointError(f"checkpoint {path}: missing member{'s' if len(missing) > 1 else ''} "
-                              f"{', '.join(missing)} of its {config.num_layers}-layer {config.cell} model; "
+                              f"{', '.join(missing)} of its {config.num_layers}-layer {cell} model; "
                               f"was it written by minirnn?")
     params = {k: arrays[k] for k in expected}
     dtypes = {str(a.dtype) for a in params.values()}
@@ -208,8 +227,29 @@ def _validate(arrays, path):
             and all(isinstance(v, str) and v for v in outputs.values())):
         raise CheckpointError(f"checkpoint {path}: the saved output paths are malformed")
     optimizer_state = {k[len("opt."):]: a for k, a in arrays.items() if k.startswith("opt.")}
-    return Checkpoint(params, vocab, config, state, _carried_state(arrays, config, H, dtype, path), outputs,
+    ckpt = Checkpoint(params, vocab, config, state, _carried_state(arrays, config, H, dtype, path, cell), outputs,
                       optimizer_state, _snapshots(arrays, config, params, state, path))
+    ckpt.cell = record
+    return ckpt
+
+
+def check_cell(ckpt, given, path):
+    """The cell file to run a checkpoint's model with: for a run with a cell file, the
+    --cell PATH given again (a checkpoint never runs code), checked against the record:
+    refused if its NAME, gates, states or parameters differ, run with a warning if
+    only its source changed. Returns the config's cell for this run."""
+    if ckpt.cell is None:
+        if given is not None and given != ckpt.config.cell:
+            raise CheckpointError(f"checkpoint {path} holds a {ckpt.config.cell} model; drop --cell {given}")
+        return ckpt.config.cell
+    if given is None or not is_cell_path(given):
+        raise CheckpointError(f"checkpoint {path} was trained with the cell file {ckpt.cell['file']} "
+                              f"(NAME {ckpt.cell['name']}); a checkpoint never runs code, so give --cell PATH to "
+                              f"that file again")
+    warning = check_against_record(load_cell(given), ckpt.cell, ckpt.config.num_hiddens, path)
+    if warning:
+        warnings.warn(warning)
+    return given
 
 
 def _snapshots(arrays, config, params, state, path):
@@ -242,9 +282,11 @@ def _snapshots(arrays, config, params, state, path):
     return snaps
 
 
-def _carried_state(arrays, config, H, dtype, path):
-    """The saved H (and C for the LSTM), checked against the config; None if not saved."""
-    names = ("H", "C") if config.cell == "lstm" else ("H",)
+def _carried_state(arrays, config, H, dtype, path, cell=None):
+    """The saved H (and C for the LSTM; each state of a cell file), checked against the
+    config; None if not saved."""
+    names = tuple(cell.STATES) if cell is not None and not isinstance(cell, str) else \
+        ("H", "C") if config.cell == "lstm" else ("H",)
     parts = [arrays.get(name) for name in names]
     if all(p is None for p in parts):
         return None

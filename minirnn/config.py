@@ -12,10 +12,20 @@ from .errors import UsageError
 
 from .backend import DEVICES, ENV_VAR, env_device
 from .data import TEXT_MODES, default_text_mode
-from .cells import CELLS
+from .cells import CELLS, is_cell_path, shipped_cells
 from .model import ACTIVATIONS
 
 CELL_NAMES = tuple(CELLS)
+
+
+def cell_option(text):
+    """--cell's value: a built-in name, or a cell file (a path ending in .py, or a
+    shipped one's short name, examples/cifg); the file is loaded where it is used."""
+    if text in CELL_NAMES or is_cell_path(text):
+        return text
+    import argparse
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(CELL_NAMES)}, the path of a "
+                                     f"cell file ending in .py, or {', '.join(shipped_cells())})")
 
 SAMPLINGS = ("sequential", "random", "reset")
 DTYPES = ("float32", "float64")
@@ -43,7 +53,7 @@ class Config:
     device: str = dataclasses.field(default_factory=lambda: env_device() or "cpu")
     data: str = None  # None: the book
     text_mode: str = None  # None: letters for the book, words for a --data file (data.default_text_mode)
-    cell: str = "rnn"  # rnn | gru | lstm
+    cell: str = "rnn"  # rnn | gru | lstm | the path of a cell file (cells/protocol.py)
     num_layers: int = 1
     embed_size: int = 0  # 0: one-hot input
     activation: str = "tanh"  # the rnn cell's φ: tanh | relu
@@ -107,6 +117,8 @@ class Config:
         for name, choices in (("sampling", SAMPLINGS), ("device", DEVICES), ("text_mode", TEXT_MODES),
                               ("activation", tuple(ACTIVATIONS)), ("dtype", DTYPES),
                               ("cell", CELL_NAMES), ("optimizer", OPTIMIZERS)):
+            if name == "cell" and is_cell_path(self.cell):
+                continue
             if getattr(self, name) not in choices:
                 raise UsageError(f"{flag_name(name)} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if self.sample_prefix is not None and not (isinstance(self.sample_prefix, str) and self.sample_prefix):
@@ -121,7 +133,8 @@ class Config:
         if not isinstance(self.detach, bool):
             raise UsageError(f"detach must be true or false, got {self.detach!r}")
         if self.activation != "tanh" and self.cell != "rnn":
-            raise UsageError(f"--activation {self.activation} applies to --cell rnn only; the {self.cell} cell has "
+            which = f"cell file {self.cell}" if is_cell_path(self.cell) else f"{self.cell} cell"
+            raise UsageError(f"--activation {self.activation} applies to --cell rnn only; the {which} has "
                              f"its own nonlinearities, so drop --activation")
         if self.eval_tokens and self.ensemble > 1:
             raise UsageError("--eval-tokens cannot be combined with --ensemble: each snapshot keeps the loss of every "

@@ -58,11 +58,12 @@ def read_prefix(prefix, vocab, text_mode="letters"):
 
 
 def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="letters",
-            temperature=None, seed=0):
+            temperature=None, seed=0, cell=None):
     """Return the (preprocessed) prefix followed by num_preds generated characters; a
     prefix character outside the vocabulary is read as <unk> and shown as typed.
     Works for every model that params describe (cell, layers, embedding); params may
-    also be a list of such models, an ensemble, on one device."""
+    also be a list of such models, an ensemble, on one device. cell: as for rnn_forward
+    (a cell file's path or module; None reads a built-in cell off the keys)."""
     num_preds = int(num_preds)
     if num_preds < 0:
         raise ValueError(f"the number of characters to generate must be >= 0, got {num_preds}")
@@ -79,7 +80,7 @@ def predict(prefix, num_preds, params, vocab, *, activation="tanh", text_mode="l
     xp = backend.xp
     if len(vocab) < 2:
         raise ValueError(f"the vocabulary holds only {UNK}; there is nothing to generate")
-    models = [_Member(p, ids, vocab, activation) for p in members]
+    models = [_Member(p, ids, vocab, activation, cell) for p in members]
     if len({(m.spec.vocab_size, backend_of(m.prep["b_q"]).name) for m in models}) > 1:
         raise ValueError("the models of an ensemble must share one vocabulary and one device")
     out = xp.empty(num_preds, dtype=np.int64)  # generated ids, kept on the device
@@ -109,11 +110,12 @@ def snapshot_models(snapshots, backend):
 class _Member:
     """One model of a generation: its prepared weights and state, warmed up on the prefix."""
 
-    def __init__(self, params, ids, vocab, activation):
-        self.spec, self.activation = model_spec(params), activation
+    def __init__(self, params, ids, vocab, activation, cell=None):
+        self.spec, self.activation = model_spec(params, cell), activation
         self.state = None
         if len(ids) > 1:  # warm-up: run the state over all but the last prefix character
-            _, self.state, _ = rnn_forward(params, ids[None, :-1].astype(np.int64), None, activation=activation)
+            _, self.state, _ = rnn_forward(params, ids[None, :-1].astype(np.int64), None, activation=activation,
+                                           cell=self.spec.cell)
         self.ws = Workspace()
         self.prep = prepare(params, self.ws, self.spec)  # the weights, side by side, once for all characters
         self.prep["b_q"] = params["b_q"].copy()

@@ -39,11 +39,14 @@ loss (1e-7) divided by h would be all that the differences measure; rather than
 refuse, check_gradients converts copies of the parameters and the state, and
 leaves the caller's arrays untouched.
 """
+import functools
+
 import numpy as np
 
 from .backend import array_module, backend_of, get_backend
 from .errors import plural
 from .loss import softmax_cross_entropy
+from .cells import cell_key, get_cell
 from .model import init_params, kink_pattern, rnn_backward, rnn_forward
 
 TOLERANCE = 1e-6  # largest relative error that passes
@@ -148,7 +151,7 @@ def numerical_gradient(f, x, h=STEP, guard=None):
 
 # ----------------------------------------------------------------------------- the check
 def check_gradients(params, X, Y, state=None, *, dstate_T=None, activation="tanh", h=STEP, tol=TOLERANCE,
-                    forward=rnn_forward, backward=rnn_backward, masks=None):
+                    forward=rnn_forward, backward=rnn_backward, masks=None, cell=None):
     """Compare analytic and numerical gradients for every array of params (in its
     order) and for each member of the initial state.
 
@@ -158,6 +161,9 @@ def check_gradients(params, X, Y, state=None, *, dstate_T=None, activation="tanh
     (logits, state_T, cache) and rnn_backward(dlogits, cache, dstate_T) ->
     (grads, dstate_0). The check runs on float64 copies (see the module docstring).
     masks: dropout masks (dropout.dropout_masks), held fixed for every evaluation.
+    cell: the cell (a built-in name, a path to a cell file or a module), passed to
+    forward; None reads a built-in cell off the keys. The state's rows are named
+    after the cell's STATES (H0, C0, ...).
 
     Returns a list of rows, one per array: {name, shape, rel_error, abs_error,
     est_error, skipped, verdict, reason, passed, analytic, numeric}; verdict is
@@ -166,6 +172,10 @@ def check_gradients(params, X, Y, state=None, *, dstate_T=None, activation="tanh
     """
     if not (np.isfinite(h) and h > 0) or not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"step h and tolerance tol must be finite and > 0, got h={h}, tol={tol}")
+    names = STATE_NAMES
+    if cell is not None:
+        names = tuple(f"{s}0" for s in get_cell(cell_key(cell)).STATES)
+        forward = functools.partial(forward, cell=cell)
     params = {k: _float64(v, f"params[{k!r}]") for k, v in params.items()}
     state, dstate_T = _float64(state, "the state"), _float64(dstate_T, "dstate_T")
     y = np.asarray(Y).T.reshape(-1)  # time-major targets, as the logits; checked on the host
@@ -183,13 +193,14 @@ def check_gradients(params, X, Y, state=None, *, dstate_T=None, activation="tanh
     _, cache, dlogits = evaluate()
     guard = _kink_pattern(cache)
     grads, dstate_0 = backward(dlogits, cache, dstate_T)
+    _check_backward(params, grads, state, dstate_0, backward, names)
 
     def f():
         value, cache, _ = evaluate()
         return value if guard is None else (value, _kink_pattern(cache))
 
     arrays = [(k, params[k], grads[k]) for k in params]
-    arrays += [(_state_name(i), s, g) for i, (s, g) in enumerate(zip(_members(state), _members(dstate_0)))]
+    arrays += [(_state_name(i, names), s, g) for i, (s, g) in enumerate(zip(_members(state), _members(dstate_0)))]
     rows = []
     for name, x, g in arrays:
         numeric, est, loss_scale, unsettled = differences(f, x, h=h, guard=guard)
@@ -227,7 +238,7 @@ def _verdict(name, analytic, numeric, est, loss_scale, h, tol, unsettled):
         if off.any():  # where some elements are, the others' estimates cannot be trusted either
             verdict, reason = "unresolved", (f"at h={h:g} the differences of {plural(int(off.sum()), 'element')} "
                                              f"do not shrink with the step as their error estimate assumes: the step "
-                                             f"is too large; try a smaller --step")
+                                             f"is too large; try a smaller --h")
         elif err > tol * scale + SAFETY * est_max:
             verdict, reason = "FAIL", (f"off by {err:.1e} ({err / max(scale, 1e-300):.1e} relative), more than the "
                                        f"tolerance and {SAFETY:g} x the differences' error {est_max:.1e}")
@@ -238,10 +249,10 @@ def _verdict(name, analytic, numeric, est, loss_scale, h, tol, unsettled):
         elif _rounding(loss_scale, h) >= est_max / 2:
             verdict, reason = "unresolved", (f"rounding: a loss of {loss_scale:.1e} is too large for h={h:g}, the "
                                              f"differences resolve only {est_max:.1e} of gradients up to {scale:.1e}; "
-                                             f"try a larger --step")
+                                             f"try a larger --h")
         else:
             verdict, reason = "unresolved", (f"the differences do not settle as the step shrinks (error {est_max:.1e} "
-                                             f"on gradients up to {scale:.1e}); try another --step or a smaller --scale")
+                                             f"on gradients up to {scale:.1e}); try another --h or a smaller --scale")
     row.update(verdict=verdict, reason=reason, passed=verdict == "pass")
     return row
 
@@ -264,8 +275,32 @@ def _members(state):
     return () if state is None else state if isinstance(state, tuple) else (state,)
 
 
-def _state_name(i):
-    return STATE_NAMES[i] if i < len(STATE_NAMES) else f"S{i}_0"
+def _state_name(i, names=STATE_NAMES):
+    return names[i] if i < len(names) else f"S{i}_0"
+
+
+def _check_backward(params, grads, state, dstate_0, backward, names):
+    """What the backward returned, before any difference is taken: a gradient for each
+    array, of its shape; a clear ValueError that names the array otherwise."""
+    who = getattr(backward, "__name__", "the backward")
+    if not isinstance(grads, dict):
+        raise ValueError(f"{who} must return (grads, dstate_0) with grads a dict keyed like params, "
+                         f"got {type(grads).__name__}")
+    for k, p in params.items():
+        if k not in grads:
+            raise ValueError(f"{who} returned no gradient for {k}: expected an array of shape {tuple(p.shape)} "
+                             f"under the key {k!r}")
+        if tuple(getattr(grads[k], "shape", ())) != tuple(p.shape):
+            got = f"shape {tuple(grads[k].shape)}" if hasattr(grads[k], "shape") else f"a {type(grads[k]).__name__}"
+            raise ValueError(f"{who} returned {got} for the gradient of {k}, expected shape {tuple(p.shape)}")
+    members, dmembers = _members(state), _members(dstate_0)
+    if members and len(dmembers) != len(members):
+        raise ValueError(f"{who} returned a dstate_0 of {len(dmembers)} array(s) for a state of {len(members)}")
+    for i, (s, g) in enumerate(zip(members, dmembers)):
+        if tuple(getattr(g, "shape", ())) != tuple(s.shape):
+            got = f"shape {tuple(g.shape)}" if hasattr(g, "shape") else f"a {type(g).__name__}"
+            raise ValueError(f"{who} returned {got} for the gradient of the initial state "
+                             f"{_state_name(i, names)}, expected shape {tuple(s.shape)}")
 
 
 def _linear_term(G, state_T):
@@ -284,3 +319,47 @@ def random_params(V, H, rng, *, scale=0.5, backend=None, dtype="float64", cell="
 
 def _host(a):
     return backend_of(a).to_numpy(a)  # deliberate host sync: a checker
+
+
+# ----------------------------------------------------------------------------- one step
+def check_step(cell, B=3, H=4, *, seed=0, scale=0.5, h=STEP, tol=TOLERANCE, backend=None):
+    """Check a cell's step_backward alone against central differences of its
+    step_forward, on random A_t (B,kH), state and W, in float64: no sequence, no
+    model around it. The loss is L = Σ_i G_i ⊙ new_state_i with a random G, so
+    step_backward(G, cache_t, W) is its gradient.
+
+    cell: anything with the protocol's NAME, GATES, STATES, step_forward and
+    step_backward (a loaded cell file, or cells.steps.FastSteps for a built-in).
+    Returns one row per gradient, as check_gradients: dA_t, then d{S}_prev for each
+    state S, then d{name} for each recurrent parameter; a wrong line in the step
+    backward shows as the array it corrupts.
+    """
+    backend = get_backend(backend)
+    rng = np.random.default_rng(seed)
+    k, n = len(cell.GATES), len(cell.STATES)
+    shapes = cell.recurrent_params(H)
+    A_t = backend.asarray(rng.normal(0.0, 1.0, (B, k * H)))
+    state = tuple(backend.asarray(rng.normal(0.0, scale, (B, H))) for _ in range(n))
+    W = {name: backend.asarray(rng.normal(0.0, scale, s)) for name, s in shapes.items()}
+    G = tuple(backend.asarray(rng.normal(0.0, 1.0, (B, H))) for _ in range(n))
+    new_state, cache_t = cell.step_forward(A_t, state, W)
+    kinks = getattr(cell, "kinks", None)
+
+    def pattern(cache):
+        return np.concatenate([_host(z).ravel() > 0 for z in _members(kinks(cache))])
+
+    guard = None if kinks is None else pattern(cache_t)
+    dA_t, dstate_prev, dW = cell.step_backward(G, cache_t, W)
+
+    def f():
+        out, cache = cell.step_forward(A_t, state, W)
+        value = float(sum((g * s).sum() for g, s in zip(G, out)))  # deliberate host sync: a checker
+        return value if guard is None else (value, pattern(cache))
+
+    arrays = [("dA_t", A_t, dA_t)] + [(f"d{s}_prev", x, g) for s, x, g in zip(cell.STATES, state, dstate_prev)]
+    arrays += [(f"d{name}", W[name], dW[name]) for name in shapes]
+    rows = []
+    for name, x, g in arrays:
+        numeric, est, loss_scale, unsettled = differences(f, x, h=h, guard=guard)
+        rows.append(_verdict(name, _host(g), numeric, est, loss_scale, h, tol, unsettled))
+    return rows

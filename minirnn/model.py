@@ -13,17 +13,20 @@ Dimension letters, used in every shape below:
 Parameter names are d2l's: W_xh, W_hh, b_h (rnn); W_xz … b_h (gru); W_xi … b_c
 (lstm); W_emb; W_hq, b_q. Layer 0 keeps the plain names, layer l ≥ 1 appends _l{l}.
 The cell, the number of layers and the embedding are read off the keys, so one
-rnn_forward / rnn_backward pair serves every model.
+rnn_forward / rnn_backward pair serves every model. A cell file in the simple
+protocol (cells/protocol.py: its W_x{g}, b_{g} per gate and its own recurrent
+parameters) runs through the same pair, named by cell= (its path or module).
 
 The state is H for rnn and gru, and the pair (H, C) for lstm; each array is (B,H)
 for one layer, (L,B,H) for L layers. None means zeros.
 """
 import dataclasses
+import re
 
 import numpy as np
 
 from .backend import array_module, backend_of, get_backend
-from .cells import CELLS
+from .cells import CELLS, cell_key, cell_name, get_cell, recurrent_params
 from .cells.common import ACTIVATIONS
 from .dropout import dropout_backward, dropout_forward
 from .embedding import embedding_backward, embedding_forward, onehot_backward, onehot_forward
@@ -37,15 +40,19 @@ DTYPES = ("float32", "float64")
 class Spec:
     """What a parameter dict describes."""
 
-    cell: str
+    cell: object  # a built-in cell's name, or a cells.ProtocolCell (a cell file)
     num_layers: int
     vocab_size: int
     num_hiddens: int
     embed_size: int  # 0: one-hot input
 
+    def __post_init__(self):
+        object.__setattr__(self, "cell", cell_key(self.cell))  # a path becomes its loaded, checked cell
+
     def describe(self):
         """'rnn', '2-layer lstm, embedding 32', ...: the model in a few words."""
-        return ((f"{self.num_layers}-layer " if self.num_layers > 1 else "") + self.cell
+        cell = cell_name(self.cell) + (f" ({self.cell.file})" if hasattr(self.cell, "file") else "")
+        return ((f"{self.num_layers}-layer " if self.num_layers > 1 else "") + cell
                 + (f", embedding {self.embed_size}" if self.embed_size else ""))
 
 
@@ -60,8 +67,11 @@ def param_shapes(spec):
     for layer in range(spec.num_layers):
         I = (E or V) if layer == 0 else H
         s = layer_suffix(layer)
-        for g in CELLS[spec.cell].GATES:
-            shapes.update({f"W_x{g}{s}": (I, H), f"W_h{g}{s}": (H, H), f"b_{g}{s}": (H,)})
+        recurrent = recurrent_params(spec.cell, H)
+        for g in get_cell(spec.cell).GATES:  # W_x{g}, W_h{g}, b_{g}, as the book orders them
+            shapes.update({f"W_x{g}{s}": (I, H), **({f"W_h{g}{s}": recurrent[f"W_h{g}"]} if f"W_h{g}" in recurrent
+                                                    else {}), f"b_{g}{s}": (H,)})
+        shapes.update({f"{name}{s}": shape for name, shape in recurrent.items()})  # a cell file's own names
     shapes.update({"W_hq": (H, V), "b_q": (V,)})
     return shapes
 
@@ -77,6 +87,10 @@ def init_params(vocab_size, num_hiddens, *, cell="rnn", num_layers=1, embed_size
     Drawn on the host by a NumPy Generator and then moved, so one seed gives the
     same model on the CPU and the GPU. With the defaults this is the book's model:
     {W_xh (V,H), W_hh (H,H), b_h (H,), W_hq (H,V), b_q (V,)}.
+
+    cell: a built-in name (rnn, gru, lstm), a path to a cell file, a shipped one's
+    short name (examples/cifg) or a module; a cell file's init_param(name, shape,
+    rng), where it has one, draws its layers' parameters (names without suffix).
     """
     spec = _spec_from_args(vocab_size, num_hiddens, cell, num_layers, embed_size)
     if str(dtype) not in DTYPES:
@@ -84,8 +98,14 @@ def init_params(vocab_size, num_hiddens, *, cell="rnn", num_layers=1, embed_size
     backend = get_backend(backend)
     rng = np.random.default_rng(seed)
     params = {}
+    cell = get_cell(spec.cell)
     for name, shape in param_shapes(spec).items():
-        if name.startswith("b_"):
+        host = None
+        if name not in ("W_emb", "W_hq", "b_q") and hasattr(cell, "init_param"):  # a cell file's own init
+            host = cell.init_param(re.sub(r"_l\d+$", "", name), shape, rng)
+        if host is not None:
+            pass
+        elif len(shape) == 1:  # b_* (and a cell file's vectors): zeros
             host = np.zeros(shape)
         else:
             host = rng.normal(0.0, 1.0 / np.sqrt(spec.embed_size) if name == "W_emb" else 0.01, size=shape)
@@ -100,29 +120,34 @@ def _spec_from_args(vocab_size, num_hiddens, cell, num_layers, embed_size):
     embed_size = 0 if embed_size is None else embed_size
     if isinstance(embed_size, bool) or not isinstance(embed_size, (int, np.integer)) or embed_size < 0:
         raise ValueError(f"embed_size must be an integer >= 1, or None / 0 for one-hot input, got {embed_size!r}")
-    if cell not in CELLS:
-        raise ValueError(f"unknown cell {cell!r}: choose one of {', '.join(CELLS)}")
-    return Spec(cell, int(num_layers), int(vocab_size), int(num_hiddens), int(embed_size))
+    return Spec(cell_key(cell), int(num_layers), int(vocab_size), int(num_hiddens), int(embed_size))
 
 
-def model_spec(params):
+def model_spec(params, cell=None):
     """The Spec that a parameter dict describes; a clear ValueError if its keys or
-    shapes fit no model."""
+    shapes fit no model. cell: the cell (a name, a path to a cell file or a module);
+    None reads a built-in cell off the keys, which a cell file's parameters may
+    share (a GRU in the protocol has the built-in GRU's names): give cell= for those."""
     if not isinstance(params, dict) or "W_hq" not in params:
         raise ValueError("params must be a dict of arrays with at least W_hq (as init_params returns)")
-    cell = "lstm" if "W_hi" in params else "gru" if "W_hz" in params else "rnn"
-    first = CELLS[cell].GATES[0]
+    given = cell is not None
+    if given:
+        cell = cell_key(cell)
+    else:
+        cell = "lstm" if "W_hi" in params else "gru" if "W_hz" in params else "rnn"
+    first = get_cell(cell).GATES[0]
     num_layers = 1
-    while f"W_h{first}_l{num_layers}" in params:
+    while f"b_{first}_l{num_layers}" in params:
         num_layers += 1
     spec, expected = likely_spec(params, cell, num_layers, _dim(params, "W_emb", 1) or 0)
     H, V, E = spec.num_hiddens, spec.vocab_size, spec.embed_size
     missing = [k for k in expected if k not in params]
     unknown = [k for k in params if k not in expected]
     if missing or unknown:
-        raise ValueError(f"params do not describe a {num_layers}-layer {cell} model: "
+        raise ValueError(f"params do not describe a {num_layers}-layer {cell_name(cell)} model: "
                          + "; ".join(s for s in (missing and f"missing {', '.join(missing)}",
-                                                 unknown and f"unexpected {', '.join(unknown)}") if s))
+                                                 unknown and f"unexpected {', '.join(unknown)}") if s)
+                         + ("" if given else "; for the parameters of a cell file, pass cell= (its path or module)"))
     for k, shape in expected.items():
         if tuple(params[k].shape) != shape:
             raise ValueError(f"{k} has shape {tuple(params[k].shape)}, expected {shape} "
@@ -135,7 +160,8 @@ def likely_spec(arrays, cell, num_layers, embed_size):
     or, where some array does not fit those, the reading (from W_hq, layer 0's first
     recurrent matrix and b_q) that the most arrays fit, so that one damaged array is
     the one an error names. A ValueError when no reading has both."""
-    first = f"W_h{CELLS[cell].GATES[0]}"
+    cell = cell_key(cell)
+    first = f"W_h{get_cell(cell).GATES[0]}" if isinstance(cell, str) else f"b_{get_cell(cell).GATES[0]}"
     readings = [(_dim(arrays, "W_hq", 0), _dim(arrays, "W_hq", 1)), (_dim(arrays, first, 0), _dim(arrays, "b_q", 0)),
                 (_dim(arrays, first, 0), _dim(arrays, "W_hq", 1)), (_dim(arrays, "W_hq", 0), _dim(arrays, "b_q", 0))]
     best = None
@@ -186,7 +212,7 @@ def prepare(params, ws, spec=None):
     lookup table W_x + b (V,kH)), and the cell's recurrent weights. Copies, so a
     window's backward sees the weights its forward used even after an update."""
     spec = spec or model_spec(params)
-    cell = CELLS[spec.cell]
+    cell = get_cell(spec.cell)
     xp, dtype, H = array_module(params["W_hq"]), params["W_hq"].dtype, spec.num_hiddens
     k = len(cell.GATES)
     layers = []
@@ -200,7 +226,7 @@ def prepare(params, ws, spec=None):
             b[i * H:(i + 1) * H] = params[f"b_{g}{s}"]
         if layer == 0 and not spec.embed_size:
             W_x += b  # the one-hot lookup table W_x + b
-        recurrent = cell.prepare([params[f"W_h{g}{s}"] for g in cell.GATES], ws, key)
+        recurrent = cell.prepare([params[name + s] for name in recurrent_params(cell, H)], ws, key)
         layers.append({"W_x": W_x, "b": b, "recurrent": recurrent})
     return {"spec": spec, "layers": layers, "W_emb": params.get("W_emb"), "W_hq": params["W_hq"],
             "b_q": params["b_q"]}
@@ -220,7 +246,7 @@ def layer_input_forward(prep, layer, X_in, ids, ws, T, B, token_mask=None):
     into the cell's input buffer. X_in (T·B, I), or None for one-hot ids (then a row
     lookup, whose one-hot rows dropout scales by token_mask (T·B, 1)). Returns A (T,B,kH)."""
     spec, w = prep["spec"], prep["layers"][layer]
-    cell, H = CELLS[spec.cell], spec.num_hiddens
+    cell, H = get_cell(spec.cell), spec.num_hiddens
     xp, dtype = array_module(w["W_x"]), w["W_x"].dtype
     A = cell.input_buffer(ws, f"l{layer}.", T, B, H, dtype, xp)
     A_rows = A.reshape(T * B, A.shape[2])
@@ -272,7 +298,7 @@ def layer_backward(prep, layer, dA, X_in, ids, ws, dX_in, token_mask=None):
 
 
 # ----------------------------------------------------------------------------- the sequence
-def rnn_forward(params, X, state, *, activation="tanh", workspace=None, masks=None):
+def rnn_forward(params, X, state, *, activation="tanh", workspace=None, masks=None, cell=None):
     """Run the model over a minibatch.
 
     X (B,T) integer token ids (an array or nested lists), best passed as a host
@@ -283,8 +309,10 @@ def rnn_forward(params, X, state, *, activation="tanh", workspace=None, masks=No
     arrays, in the form of state. workspace: a Workspace to reuse buffers across calls;
     the logits and the cache are then its buffers, valid until its next use (copy the
     logits to keep them). masks: dropout masks from dropout.dropout_masks (None: no dropout).
+    cell: a built-in name, a path to a cell file or a module (see init_params);
+    None reads a built-in cell off the keys (model_spec).
     """
-    spec = model_spec(params)
+    spec = model_spec(params, cell)
     X = check_tokens(X, spec.vocab_size)
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}")
@@ -312,7 +340,7 @@ def forward_ids(prep, ids, T, B, states, activation, ws, masks=None):
     for layer in range(spec.num_layers):
         X_in = _dropped(X_in, masks[layer], ws, f"l{layer}.X_drop")
         A = layer_input_forward(prep, layer, X_in, ids, ws, T, B, masks[0] if X_in is None else None)
-        Hs, state_T, cache = CELLS[spec.cell].sequence_forward(A, states[layer], prep["layers"][layer]["recurrent"],
+        Hs, state_T, cache = get_cell(spec.cell).sequence_forward(A, states[layer], prep["layers"][layer]["recurrent"],
                                                                ws, f"l{layer}.", activation)
         layers.append({"X_in": X_in, "cell": cache})
         states_T.append(state_T)
@@ -325,7 +353,7 @@ def forward_ids(prep, ids, T, B, states, activation, ws, masks=None):
     return logits, join_state(states_T, spec), cache
 
 
-def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None, keep_cache=False):
+def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None, keep_cache=False, cell=None):
     """Backpropagation through time: the mirror of rnn_forward.
 
     dlogits (T·B, V): dL/dO, time-major (None: no output gradient, as when only a
@@ -340,14 +368,19 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None, keep_cache=False):
     is still in cache, so it is faster), which spends the cache: a second backward
     through it is an error. keep_cache=True leaves it whole, for backpropagating
     through the same window more than once.
+
+    cell: the cell, as given to rnn_forward (the cache knows it already; a different one is an error).
     """
     if cache.get("spent"):
         raise ValueError("this cache was spent by an earlier rnn_backward, which wrote the gate gradients over "
                          "its gates; run rnn_forward again, or pass keep_cache=True to every rnn_backward that "
                          "must leave the cache whole")
     dstate_T = dH_T if dstate_T is None else dstate_T
+    if cell is not None and get_cell(cell_key(cell)) is not get_cell(cache["prep"]["spec"].cell):
+        raise ValueError(f"rnn_backward: cell={cell_name(cell_key(cell))!r}, but the forward ran the "
+                         f"{cell_name(cache['prep']['spec'].cell)} cell; pass the same cell to both, or leave it out")
     prep, ids, T, B, ws, masks = (cache[k] for k in ("prep", "ids", "T", "B", "ws", "masks"))
-    spec, cell = prep["spec"], CELLS[prep["spec"].cell]
+    spec, cell = prep["spec"], get_cell(prep["spec"].cell)
     H, V, L = spec.num_hiddens, spec.vocab_size, spec.num_layers
     if dlogits is not None and tuple(getattr(dlogits, "shape", ())) != (T * B, V):
         got = f"shape {tuple(dlogits.shape)}" if hasattr(dlogits, "shape") else f"a {type(dlogits).__name__}"
@@ -381,8 +414,9 @@ def rnn_backward(dlogits, cache, dstate_T=None, *, dH_T=None, keep_cache=False):
         s = layer_suffix(layer)
         for i, g in enumerate(cell.GATES):
             grads[f"W_x{g}{s}"] = dW_x[:, i * H:(i + 1) * H]
-            grads[f"W_h{g}{s}"] = dW_h[i]
             grads[f"b_{g}{s}"] = db[i * H:(i + 1) * H]
+        for name, dW in zip(recurrent_params(cell, H), dW_h):
+            grads[name + s] = dW
         if layer:
             dHs = dX_in.reshape(T, B, H)
         elif spec.embed_size:
@@ -397,11 +431,19 @@ def kink_pattern(cache):
     for L layers; None without ReLU.
     (H_t = relu(Z_t) > 0 exactly when Z_t > 0; the initial state is no pre-activation.)"""
     layers = [entry["cell"] for entry in cache["layers"]]
+    if layers[0].get("kinks") is not None:  # a cell file's kinks(cache_t), step by step
+        backend = backend_of(cache["prep"]["W_hq"])
+        parts = [[z for t in c["caches"] for z in _members(c["kinks"](t))] for c in layers]
+        return np.concatenate([backend.to_numpy(z).ravel() > 0 for p in parts for z in p])  # deliberate host sync
     if layers[0].get("activation") != "relu":
         return None
     backend = backend_of(layers[0]["Hs"])
     signs = [backend.to_numpy(c["Hs"][1:] > 0) for c in layers]  # deliberate host sync: a checker
     return signs[0] if len(signs) == 1 else np.stack(signs)
+
+
+def _members(z):
+    return z if isinstance(z, tuple) else (z,)
 
 
 def _dropped(X, mask, ws, name):
@@ -415,7 +457,7 @@ def _dropped(X, mask, ws, name):
 def split_state(state, spec, B, what="state"):
     """The public form of a state (see the module docstring) -> one tuple per layer,
     with None for zeros; a clear error when its shapes do not fit."""
-    names = CELLS[spec.cell].STATES
+    names = get_cell(spec.cell).STATES
     L, H = spec.num_layers, spec.num_hiddens
     if state is None:
         return [(None,) * len(names)] * L
@@ -426,7 +468,7 @@ def split_state(state, spec, B, what="state"):
         state = state[0]
     parts = state if isinstance(state, (tuple, list)) and len(names) > 1 else (state,)
     if len(parts) != len(names):
-        raise ValueError(f"{what} of a {spec.cell} model is {'the pair (H, C)' if len(names) > 1 else 'one array H'}, "
+        raise ValueError(f"{what} of a {spec.cell} model is {'the tuple (' + ', '.join(names) + ')' if len(names) > 1 else 'one array H'}, "
                          f"got {len(parts)} part(s)")
     shape = (B, H) if L == 1 else (L, B, H)
     for name, part in zip(names, parts):
@@ -453,7 +495,7 @@ def as_arrays(state, xp, dtype):
 
 def join_state(per_layer, spec):
     """Mirror of split_state: one tuple per layer -> the public form, as fresh arrays."""
-    names = CELLS[spec.cell].STATES
+    names = get_cell(spec.cell).STATES
     if spec.num_layers == 1:
         parts = list(per_layer[0])
     else:

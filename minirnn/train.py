@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from .cells import CELLS
+from .cells import get_cell
 from .data import check_fits, min_tokens, seq_random, seq_sequential
 from .errors import CheckpointError, DataError, DivergedError
 from .ensemble import Snapshots
@@ -123,7 +123,7 @@ def train_step(params, X, Y, H, cfg, backend, earlier=None, workspace=None, opti
         workspace = None
     y = backend.asarray(Y.T.reshape(-1))  # time-major targets, as the logits
     logits, H_T, cache = rnn_forward(params, X, H, activation=cfg.activation, workspace=workspace,
-                                     masks=masks)  # X checked on the host
+                                     masks=masks, cell=cfg.cell)  # X checked on the host
     loss, dlogits = softmax_cross_entropy(logits, y, out=logits)  # the logits are not needed again
     grads, dH0 = rnn_backward(dlogits, cache, keep_cache=earlier is not None)  # truncated BPTT: dH0 is dropped ...
     if earlier is not None:  # ... unless detach is off: carry it through every earlier window
@@ -168,7 +168,7 @@ def train_epoch(state, ids, cfg, backend, should_stop=None, workspace=None, tick
     xp = backend.xp
     loss_sum, norm_sum = xp.asarray(state.loss_sum), xp.asarray(state.norm_sum)
     H = state.H if carry else None
-    spec = model_spec(state.params) if cfg.dropout else None
+    spec = model_spec(state.params, cfg.cell) if cfg.dropout else None
     start = time.perf_counter()
     for i in range(state.batch, len(batches)):
         X, Y = batches[i]
@@ -304,7 +304,7 @@ def evaluate(params, ids, cfg, backend, workspace=None, per_token=False):
         at = starts[:B, None] + t0 + np.arange(width)  # (B, T) positions of the window's inputs
         full = B == cfg.batch_size and width == cfg.num_steps
         logits, H, _ = rnn_forward(params, ids[at], H, activation=cfg.activation,
-                                   workspace=workspace if full else tail)
+                                   workspace=workspace if full else tail, cell=cfg.cell)
         target = at.T.reshape(-1) + 1  # (T·B,) time-major, as the logits
         rows.append(token_losses(logits, backend.asarray(ids[target])))
         positions.append(target - 1)
@@ -331,7 +331,7 @@ def memory_estimate(cfg, vocab_size, num_windows=1):
     (every window of the epoch with --no-detach). Used to refuse a run that cannot
     fit before the operating system kills it."""
     spec = Spec(cfg.cell, cfg.num_layers, vocab_size, cfg.num_hiddens, cfg.embed_size)
-    k = len(CELLS[cfg.cell].GATES)
+    k = len(get_cell(cfg.cell).GATES)
     itemsize = np.dtype(cfg.dtype).itemsize
     slots = len(getattr(OPTIMIZER_CLASSES[cfg.optimizer], "SLOTS", ()))
     params = sum(int(np.prod(shape)) for shape in param_shapes(spec).values())

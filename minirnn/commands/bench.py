@@ -31,7 +31,10 @@ def parse(argv, prog="bench.py"):
     shapes = "; ".join(f"{name}: B {B}, T {T}, H {H}, V {V}" for name, (B, T, H, V) in CONFIGS.items())
     p.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS),
                    help=f"which shapes to time (default all): {shapes}")
-    p.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="rnn", help="recurrent cell (default rnn)")
+    from minirnn.config import cell_option
+
+    p.add_argument("--cell", type=cell_option, default="rnn",
+                   help="recurrent cell: rnn, gru, lstm, or the path of a cell file (default rnn)")
     p.add_argument("--num-layers", type=int, default=1, help="stacked layers, L (default 1)")
     p.add_argument("--embed-size", type=int, default=0, help="embedding size E; 0 means one-hot input (default 0)")
     p.add_argument("--num-hiddens", type=int, help="hidden units H, overriding each config's own")

@@ -19,8 +19,9 @@ from minirnn.analysis import POWER_ITERATIONS, gradient_flow
 from minirnn.atomic import atomic_write, check_named, check_not_input, check_png, check_writable
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, need_matplotlib
-from minirnn.config import ACTIVATIONS, CELL_NAMES, DEVICES, TEXT_MODES, Config
-from minirnn.data import load_corpus, default_text_mode
+from minirnn.cells import get_cell, is_cell_path
+from minirnn.config import ACTIVATIONS, DEVICES, TEXT_MODES, Config, cell_option
+from minirnn.data import default_text_mode, load_corpus
 from minirnn.errors import DataError, UsageError
 from minirnn.model import init_params
 
@@ -34,8 +35,10 @@ def parse(argv, prog):
     a = p.add_argument
     a("--checkpoint", action="append", default=[], metavar="PATH",
       help="a model saved by train.py --save; repeat it to compare models")
-    a("--cell", action="append", default=[], choices=CELL_NAMES,
-      help="a fresh model of this cell (the book's init); repeat it to compare (default rnn without --checkpoint)")
+    a("--cell", action="append", default=[], type=cell_option,
+      help="a fresh model of this cell (the book's init): rnn, gru, lstm or the path of a cell file; repeat it to "
+           "compare (default rnn without --checkpoint). A checkpoint trained with a cell file needs that file "
+           "here too (a checkpoint never runs code): it serves the checkpoint, not a fresh model")
     a("--num-hiddens", type=int, default=D.num_hiddens, help=f"fresh models: hidden units, H (default {D.num_hiddens})")
     a("--num-layers", type=int, default=D.num_layers, help=f"fresh models: layers, L (default {D.num_layers})")
     a("--embed-size", type=int, default=D.embed_size, help="fresh models: embedding size E, 0 = one-hot (default 0)")
@@ -78,36 +81,42 @@ def main(argv, prog="gradflow.py"):
     B, T = args.batch_size, args.num_steps
     iterations = None if args.exact else args.power_iterations
 
-    models = []  # (label, params, activation, data, text mode, vocab)
+    models = []  # (label, params, activation, data, text mode, vocab, cell)
     for path in args.checkpoint:
         ckpt = checkpoint.load(path)
         cfg = ckpt.config
         if args.plot:
             check_not_input({"--plot": args.plot}, {f"--data of {path}": args.data or cfg.data})
+        cell = None
+        if ckpt.cell is not None:  # the --cell PATH given for it, which is then no fresh model
+            files = [c for c in cells if is_cell_path(c) and get_cell(c).NAME == ckpt.cell["name"]]
+            cell = checkpoint.check_cell(ckpt, files[0] if files else None, path)
+            cells = cells[:]
+            if cell in cells:  # this once; given twice, the file is also a fresh model
+                cells.remove(cell)
         models.append((_checkpoint_label(path, ckpt), ckpt.params, cfg.activation, args.data or cfg.data,
-                       cfg.text_mode, ckpt.vocab))
+                       cfg.text_mode, ckpt.vocab, cell))
     if args.plot:
         need_matplotlib()  # after the usage errors, before any work
     for cell in cells:
         models.append((None, cell, args.activation if cell == "rnn" else "tanh", args.data,
-                       args.text_mode or default_text_mode(args.data), None))
+                       args.text_mode or default_text_mode(args.data), None, cell))
 
     results = []
-    for label, params, activation, data, text_mode, vocab in models:
+    for label, params, activation, data, text_mode, vocab, cell in models:
         corpus = load_corpus(data, text_mode=text_mode, max_tokens=B * T + 1, vocab=vocab)
         ids = corpus.train.astype(np.int64)
         if len(ids) < B * T + 1:
             raise DataError(f"the text has {len(ids)} tokens, too few for --batch-size {B} x --num-steps {T} "
                             f"(needs {B * T + 1}); lower them or use a longer --data file")
         if vocab is None:  # a fresh model, sized to this text
-            cell = params
             params = init_params(len(corpus.vocab), args.num_hiddens, cell=cell, num_layers=args.num_layers,
                                  embed_size=args.embed_size or None, seed=args.seed)
             label = _fresh_label(cell, activation, args)
         params = {k: backend.asarray(v) for k, v in params.items()}
         X = ids[:B * T].reshape(B, T)
         Y = ids[1:B * T + 1].reshape(B, T)
-        flow = gradient_flow(params, X, Y, activation=activation, power_iterations=iterations)
+        flow = gradient_flow(params, X, Y, activation=activation, power_iterations=iterations, cell=cell)
         results.append((label, flow))
         source = f"--data {data}" if data else "the book"
         print(_table(label, flow, source, T, B, iterations))
@@ -120,6 +129,8 @@ def main(argv, prog="gradflow.py"):
 
 # ----------------------------------------------------------------------------- labels and the table
 def _model_name(cell, activation, H, L, E):
+    if is_cell_path(cell):
+        cell = f"{get_cell(cell).NAME} ({get_cell(cell).file})"
     return (f"{cell}" + (f" ({activation})" if cell == "rnn" else "") + f", H={H}"
             + (f", {L} layers" if L > 1 else "") + (f", embedding {E}" if E else ""))
 
@@ -131,7 +142,8 @@ def _fresh_label(cell, activation, args):
 def _checkpoint_label(path, ckpt):
     c = ckpt.config
     epoch = ckpt.state.get("epoch")
-    return (f"{os.path.basename(path)}: " + _model_name(c.cell, c.activation, c.num_hiddens, c.num_layers, c.embed_size)
+    cell = c.cell if ckpt.cell is None else f"{ckpt.cell['name']} ({ckpt.cell['file']})"  # never the file itself
+    return (f"{os.path.basename(path)}: " + _model_name(cell, c.activation, c.num_hiddens, c.num_layers, c.embed_size)
             + (f", trained {epoch} epochs" if epoch is not None else ""))
 
 
@@ -217,7 +229,7 @@ def _write_plot(path, results, T, B):
         g = geometric_mean(flow.dlast_dstate[-1])
         sigma = geometric_mean(flow.jac_state[-1])
         k = flow.k
-        name = label + (" — state (H, C)" if flow.cell == "lstm" else "")
+        name = label + (f" — state ({', '.join(flow.states)})" if len(flow.states) > 1 else "")
         left.plot(k, np.where(g > 0, g, np.nan), color=color, label=name)
         bound = g[0] * np.concatenate([[1.0], np.cumprod(sigma[:-1])])  # ‖g_T‖·Π σ(J_t) for t = T..t+1
         left.plot(k, np.where(bound > 0, bound, np.nan), color=color, linestyle="--", linewidth=1)

@@ -24,7 +24,8 @@ from minirnn.atomic import atomic_write, check_named, check_not_input, check_png
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, StopFlag, have_matplotlib, invocation
 from minirnn.config import (ACTIVATIONS, CELL_NAMES, DEFAULT_LR, DEVICES, DTYPES, MODEL_OPTIONS, OPTIMIZERS, PRESETS,
-                            SAMPLINGS, TEXT_MODES, Config, flag_name, preset)
+                            SAMPLINGS, TEXT_MODES, Config, cell_option, flag_name, preset)
+from minirnn.cells import is_cell_path
 from minirnn.data import default_text_mode, load_corpus, preprocess
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError, plural
 from minirnn.generate import predict, snapshot_models
@@ -46,7 +47,8 @@ def parse(argv, prog="train.py"):
     p = ArgumentParser(prog=prog, description=__doc__.splitlines()[0], argument_default=argparse.SUPPRESS,
                        epilog="Options given beside --preset override it. All defaults live in minirnn/config.py.")
     model = p.add_argument_group("model")
-    model.add_argument("--cell", choices=CELL_NAMES, help=f"recurrent cell: rnn, gru or lstm (default {D.cell})")
+    model.add_argument("--cell", type=cell_option, help=f"recurrent cell: rnn, gru, lstm, or the path of a cell file "
+                                                        f"(docs/own-cell.md) (default {D.cell})")
     model.add_argument("--num-hiddens", type=int, help=f"hidden units, H (default {D.num_hiddens})")
     model.add_argument("--num-layers", type=int, help=f"stacked recurrent layers, L (default {D.num_layers})")
     model.add_argument("--embed-size", type=int, help="learnable embedding of this size, E, instead of one-hot "
@@ -168,6 +170,8 @@ def main(argv, prog="train.py"):
                     {"--init-from": args.get("init_from")})
     plot = _plotting(plot, given=plot_given)  # after the usage errors
 
+    if ckpt and (ckpt.cell is not None or is_cell_path(args.get("cell"))):  # a cell file: --cell PATH again
+        ckpt.config = ckpt.config.replace(cell=checkpoint.check_cell(ckpt, args.pop("cell", None), resume))
     cfg = _resume_config(ckpt.config, args) if ckpt else Config.from_dict(args)
     if ckpt and cfg.data and not os.path.exists(cfg.data):
         raise DataError(f"the checkpoint trains on --data {cfg.data}, which no longer exists; "
@@ -230,7 +234,7 @@ def main(argv, prog="train.py"):
     cfg = cfg.replace(sample_prefix=prefix)  # saved with the model: generate's default prefix
 
     def sample(params, prefix=prefix, n=50):  # params: one model, or a list of them (an ensemble)
-        return predict(prefix, n, params, vocab, activation=cfg.activation, text_mode=cfg.text_mode,
+        return predict(prefix, n, params, vocab, activation=cfg.activation, text_mode=cfg.text_mode, cell=cfg.cell,
                        temperature=cfg.sample_temperature, seed=cfg.seed)
 
     sample(state.params, n=0)  # a prefix that cannot be read fails now, not after training
