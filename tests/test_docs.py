@@ -194,7 +194,7 @@ def test_the_book_run_shown_in_the_readme_is_what_train_prints(tmp_path):
 def test_the_other_book_shown_in_the_exercises_is_what_train_prints(tmp_path):
     shown = shown_block("docs/exercises.md", "training on cpu:")
     r = run_in(page_folder(tmp_path), f"{shlex.quote(sys.executable)} scripts/train.py --data my-text.txt "
-                                      f"--log shakespeare.csv --epochs 2 --print-every 1")
+                                      f"--text-mode letters --log shakespeare.csv --epochs 2 --print-every 1")
     assert r.returncode == 0, r.stderr
     shown = [line.replace(", plot shakespeare.png", "") for line in shown]
     assert_printed(shown, r.stdout.splitlines(), generated=1)
