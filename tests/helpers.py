@@ -6,6 +6,16 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+def gpu_usable():
+    """Whether get_backend("gpu") works here (CuPy and a device)."""
+    from minirnn.backend import BackendError, get_backend
+    try:
+        get_backend("gpu")
+        return True
+    except BackendError:
+        return False
+
+
 def run_script(name, *args, timeout=300, env=None, **kwargs):
     """Run scripts/<name> as a user would; returns the CompletedProcess. env: variables to add."""
     base = {**os.environ, "PYTHONUNBUFFERED": "1"}

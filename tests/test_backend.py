@@ -10,6 +10,8 @@ import minirnn
 from minirnn import backend as backend_module
 from minirnn.backend import BackendError, get_backend
 
+from helpers import gpu_usable
+
 PACKAGE = pathlib.Path(minirnn.__file__).parent
 ENGINE_FILES = sorted(PACKAGE.glob("*.py")) + sorted(PACKAGE.glob("cells/*.py"))
 
@@ -19,14 +21,6 @@ def _cupy_importable():
         import cupy  # noqa: F401
         return True
     except ImportError:
-        return False
-
-
-def _gpu_usable():
-    try:
-        get_backend("gpu")
-        return True
-    except BackendError:
         return False
 
 
@@ -69,7 +63,7 @@ def test_gpu_without_cupy_says_how_to_install(monkeypatch):
 
 
 def test_auto_falls_back_to_cpu_and_says_so(monkeypatch, capsys):
-    if _gpu_usable():
+    if gpu_usable():
         pytest.skip("a GPU is usable here, so auto picks it")
     assert get_backend("auto").name == "cpu"
     assert "falls back to cpu" in capsys.readouterr().err
@@ -78,7 +72,7 @@ def test_auto_falls_back_to_cpu_and_says_so(monkeypatch, capsys):
 @pytest.mark.skipif(not _cupy_importable(), reason="cupy is not installed (pip install -e \".[gpu]\")")
 def test_gpu_without_a_device_names_the_device():
     """cupy imports without a GPU and fails only when it allocates; the error says so."""
-    if _gpu_usable():
+    if gpu_usable():
         pytest.skip("a GPU is usable here")
     with pytest.raises(BackendError, match="needs a working CUDA device"):
         get_backend("gpu")

@@ -5,10 +5,8 @@ import sys
 
 import pytest
 
-from minirnn.backend import BackendError, get_backend
-
 from conftest import GPU_REQUESTED
-from helpers import ROOT
+from helpers import ROOT, gpu_usable
 
 
 def probe(*args, timeout=120):
@@ -16,15 +14,7 @@ def probe(*args, timeout=120):
                           cwd=ROOT, timeout=timeout)
 
 
-def _gpu_usable():
-    try:
-        get_backend("gpu")
-        return True
-    except BackendError:
-        return False
-
-
-@pytest.mark.skipif(_gpu_usable(), reason="a GPU is usable here")
+@pytest.mark.skipif(gpu_usable(), reason="a GPU is usable here")
 def test_without_a_gpu_the_probe_says_why_in_one_line():
     r = probe()
     assert r.returncode == 1 and r.stdout == ""
