@@ -28,7 +28,6 @@ import re
 
 import numpy as np
 
-from .cells import CELLS
 from .errors import CheckpointError, UsageError
 from .model import layer_suffix, model_spec, param_shapes
 from .safetensors_io import load_safetensors, save_safetensors  # noqa: F401  (part of this module's API)

@@ -26,7 +26,7 @@ import re
 import numpy as np
 
 from .backend import array_module, backend_of, get_backend
-from .cells import CELLS, cell_key, cell_name, get_cell, recurrent_params
+from .cells import cell_key, cell_name, get_cell, recurrent_params
 from .cells.common import ACTIVATIONS
 from .dropout import dropout_backward, dropout_forward
 from .embedding import embedding_backward, embedding_forward, onehot_backward, onehot_forward

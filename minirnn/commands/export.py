@@ -40,7 +40,7 @@ def main(argv, prog="export.py"):
     meta = interop.metadata(args.layout, spec.cell, ckpt.vocab, cfg.text_mode, cfg.activation, cfg.sample_prefix)
     save_safetensors(args.output, arrays, meta)
     if ckpt.snapshots is not None:
-        print(f"note: the checkpoint's ensemble snapshots are not exported, only its own weights", file=sys.stderr)
+        print("note: the checkpoint's ensemble snapshots are not exported, only its own weights", file=sys.stderr)
     dtype = np.dtype(next(iter(arrays.values())).dtype).name
     print(f"wrote {args.output}: {spec.describe()}"
           + (f" ({cfg.activation})" if spec.cell == "rnn" else "")

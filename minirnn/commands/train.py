@@ -23,7 +23,7 @@ from minirnn import checkpoint
 from minirnn.atomic import atomic_write, check_named, check_not_input, check_png, check_writable, same_file
 from minirnn.backend import get_backend
 from minirnn.cli import ArgumentParser, StopFlag, have_matplotlib, invocation
-from minirnn.config import (ACTIVATIONS, CELL_NAMES, DEFAULT_LR, DEVICES, DTYPES, MODEL_OPTIONS, OPTIMIZERS, PRESETS,
+from minirnn.config import (ACTIVATIONS, DEFAULT_LR, DEVICES, DTYPES, MODEL_OPTIONS, OPTIMIZERS, PRESETS,
                             SAMPLINGS, TEXT_MODES, Config, cell_option, flag_name, preset)
 from minirnn.cells import is_cell_path
 from minirnn.data import default_text_mode, load_corpus, preprocess
