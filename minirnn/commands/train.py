@@ -406,14 +406,15 @@ def _load(cfg):
     size = os.path.getsize(cfg.data) if cfg.data is not None and os.path.isfile(cfg.data) else 0  # else load's error
     if cfg.progress_seconds and size > 2 ** 26:
         started, last = time.perf_counter(), [time.perf_counter()]
+        shown = os.path.relpath(cfg.data) if cfg.data.startswith(os.getcwd() + os.sep) else cfg.data  # as typed, mostly
 
         def report(done, total):
             now = time.perf_counter()
             if now - last[0] >= cfg.progress_seconds and done < total:
                 last[0] = now
-                print(f"  reading {cfg.data}: {done / 2**20:,.0f} of {total / 2**20:,.0f} MiB, "
+                print(f"  reading {shown}: {done / 2**20:,.0f} of {total / 2**20:,.0f} MiB, "
                       f"{duration(now - started)}", flush=True)
-        print(f"reading {cfg.data} ({size / 2**20:,.0f} MiB)", flush=True)
+        print(f"reading {shown} ({size / 2**20:,.0f} MiB)", flush=True)
     return load_corpus(cfg.data, text_mode=cfg.text_mode, max_tokens=cfg.max_tokens,
                        heldout_tokens=cfg.heldout_tokens, on_chunk=report)
 
