@@ -60,7 +60,7 @@ class Checkpoint:
         self.cell = None  # a cell file's record (cells.protocol.cell_record), for a run with --cell PATH
 
 
-OUTPUTS = ("log", "plot", "save_best")
+OUTPUTS = ("log", "plot", "save_best", "save")
 
 
 def save(path, params, vocab, config, state=None, H=None, outputs=None, optimizer_state=None, snapshots=None):

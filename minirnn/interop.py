@@ -104,7 +104,9 @@ def from_torch(arrays, cell=None):
     k, rows = _blocks(W_hh0.shape[0], H, "rnn.weight_hh_l0", f"({W_hh0.shape[0]}, {H})")
     if k == 3:
         raise CheckpointError(f"this is a torch.nn.GRU (rnn.weight_hh_l0 has 3H = {rows} rows): {GRU_REFUSED}; "
-                              f"minirnn has no cell that computes nn.GRU's equations")
+                              "no built-in minirnn cell computes nn.GRU's equations; the example cell file "
+                              "minirnn/cells/examples/torch_gru.py does, and trains with --cell examples/torch_gru, "
+                              "but import does not map weights onto a cell file")
     found = {1: "rnn", 4: "lstm"}[k]
     _check_cell(cell, found, "torch")
     V = _dim(arrays["linear.weight"], 0, "linear.weight", 2)

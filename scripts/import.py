@@ -6,6 +6,7 @@ Also installed as `minirnn import`; the code is in minirnn/commands/import_.py.
 import sys
 
 try:
+    import _clone  # noqa: F401  the minirnn package of this clone, installed or not
     from minirnn.commands import launch
 except KeyboardInterrupt:  # Ctrl-C while Python loads
     sys.exit(130)

@@ -160,7 +160,7 @@ def test_summary_says_where_the_outputs_went_and_resume_continues_them(tmp_path)
     lines = r.stdout.splitlines()
     assert lines[-4] == f"wrote checkpoint {ckpt}, log {log}, plot {plot}"
     assert re.fullmatch(r"perplexity [\d.]+, [\d.]+ tokens/sec on cpu", lines[-3])
-    assert checkpoint.load(ckpt).outputs == {"log": str(log), "plot": str(plot)}
+    assert checkpoint.load(ckpt).outputs == {"log": str(log), "plot": str(plot), "save": str(ckpt)}
     first_plot = plot.read_bytes()
 
     r = run_script("train.py", "--resume", ckpt, "--epochs", 4)  # no --log, no --plot
@@ -173,7 +173,7 @@ def test_summary_says_where_the_outputs_went_and_resume_continues_them(tmp_path)
     r = run_script("train.py", "--resume", ckpt, "--epochs", 5, "--log", other)
     assert r.returncode == 0, r.stderr
     assert len(other.read_text().splitlines()) == 6 and len(log.read_text().splitlines()) == 5
-    assert checkpoint.load(ckpt).outputs == {"log": str(other), "plot": str(plot)}
+    assert checkpoint.load(ckpt).outputs == {"log": str(other), "plot": str(plot), "save": str(ckpt)}
 
 
 def test_malformed_output_paths_in_a_checkpoint_are_refused(tmp_path):

@@ -299,6 +299,11 @@ def test_train_generate_resume_with_a_cell_file(tmp_path):
     assert r.returncode == 0 and "epoch    3" in r.stdout, r.stdout + r.stderr
     flow = run_script("gradflow.py", "--checkpoint", ckpt, "--cell", cell, "--num-steps", 4)
     assert flow.returncode == 0 and "m.npz: cifg (cifg.py)" in flow.stdout and "fresh" not in flow.stdout
+    # export maps the built-in cells only: one line, and nothing written
+    for layout in ("torch", "keras"):
+        e = run_script("export.py", ckpt, "-o", tmp_path / "m.safetensors", "--layout", layout)
+        assert e.returncode == 2 and len(e.stderr.strip().splitlines()) == 1, e.stderr
+        assert "cell file" in e.stderr and "numpy.load" in e.stderr and not (tmp_path / "m.safetensors").exists()
 
 
 def test_bench_and_gradflow_take_a_cell_file():

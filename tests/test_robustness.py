@@ -474,4 +474,4 @@ def test_resume_without_matplotlib_warns_and_keeps_the_plot_path(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stderr == (f"warning: the checkpoint's --plot {plot} needs matplotlib, which is not installed: "
                         f"no plot this time (pip install matplotlib)\n")
-    assert checkpoint.load(ckpt).outputs == {"plot": str(plot)}  # a later resume with matplotlib draws it again
+    assert checkpoint.load(ckpt).outputs == {"plot": str(plot), "save": str(ckpt)}  # a later resume with matplotlib draws it again

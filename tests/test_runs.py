@@ -46,6 +46,23 @@ def test_resuming_a_copy_does_not_cut_short_the_original_runs_log(tmp_path):
     assert (tmp_path / "ck.csv").read_text() == before
 
 
+def test_a_fresh_copy_does_not_take_over_the_original_runs_outputs(tmp_path):
+    assert train("--epochs", 2, "--save", "ck.npz", "--log", "ck.csv", cwd=tmp_path).returncode == 0
+    shutil.copy(tmp_path / "ck.npz", tmp_path / "ck2.npz")
+    before = (tmp_path / "ck.csv").read_text()
+    r = train("--resume", "ck2.npz", "--epochs", 3, cwd=tmp_path)  # the log ends where the copy does
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "comes from the run that saves to" in r.stderr and "ck.npz" in r.stderr and "--log PATH" in r.stderr
+    assert (tmp_path / "ck.csv").read_text() == before
+    assert train("--resume", "ck2.npz", "--epochs", 3, "--log", "ck2.csv", cwd=tmp_path).returncode == 0
+    assert train("--resume", "ck.npz", "--epochs", 3, cwd=tmp_path).returncode == 0  # the original goes on
+    assert len(rows(tmp_path / "ck.csv")) == 3
+    (tmp_path / "ck.npz").rename(tmp_path / "moved.npz")  # a moved checkpoint is no copy: it goes on
+    r = train("--resume", "moved.npz", "--epochs", 4, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(rows(tmp_path / "ck.csv")) == 4
+
+
 def test_a_log_that_ends_where_the_checkpoint_does_is_continued(tmp_path):
     assert train("--epochs", 2, "--save", "ck.npz", "--log", "ck.csv", cwd=tmp_path).returncode == 0
     first = rows(tmp_path / "ck.csv")

@@ -15,6 +15,7 @@ from minirnn import checkpoint, interop
 from minirnn.atomic import check_named, check_not_input, check_writable
 from minirnn.cli import ArgumentParser
 from minirnn.config import DTYPES
+from minirnn.errors import UsageError
 from minirnn.model import model_spec
 from minirnn.safetensors_io import save_safetensors
 
@@ -34,6 +35,11 @@ def main(argv, prog="export.py"):
     check_not_input({"-o": args.output}, {"CHECKPOINT": args.checkpoint})
     ckpt = checkpoint.load(args.checkpoint)
     cfg = ckpt.config
+    if ckpt.cell is not None:  # a run of a cell file: its equations are its own
+        raise UsageError(f"{args.checkpoint} is a model of the cell file {cfg.cell} ({ckpt.cell['name']}): export "
+                         "maps only the built-in rnn, gru and lstm, whose equations PyTorch and Keras layers compute; "
+                         "a cell file's weights are in the checkpoint under their own names "
+                         f"(numpy.load({args.checkpoint!r})['{next(iter(ckpt.params))}'])")
     params = {k: a.astype(args.dtype or a.dtype, copy=False) for k, a in ckpt.params.items()}
     arrays = interop.EXPORTS[args.layout](params)  # the torch layout refuses the book's GRU, saying why
     spec = model_spec(params)

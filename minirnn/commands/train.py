@@ -160,6 +160,8 @@ def main(argv, prog="train.py"):
     plot_given = bool(plot)
     named = {"log": log, "plot": plot, "save_best": save_best}  # outputs named now, not taken from the checkpoint
     log, plot, save_best, outputs = _outputs(log, plot, save_best, ckpt)  # ... and continues its outputs
+    if save:
+        outputs["save"] = os.path.abspath(save)  # so that a copy of the checkpoint knows it is one
     _distinct(checkpoint=save, log=log, plot=plot, best=save_best)
     # A checkpoint replaces its source by design, and so does the best that the resumed run kept there.
     new_best = None if kept_best and save_best and same_file(save_best, kept_best) else save_best
@@ -217,6 +219,7 @@ def main(argv, prog="train.py"):
     check_corpus(corpus, cfg)
     if ckpt:
         _check_continued(resume, state, {"log": log, "plot": plot, "save_best": save_best}, named)
+        _check_origin(resume, ckpt.outputs, named)
     if cfg.max_tokens >= corpus.num_tokens and not ckpt and not cfg.heldout_tokens:  # said once, when the run starts
         given = f"--max-tokens {cfg.max_tokens} is" if "max_tokens" in args else \
             f"the default --max-tokens {cfg.max_tokens} is"
@@ -605,6 +608,20 @@ def _change_notes(changes):
     return notes
 
 
+def _check_origin(resume, saved, named):
+    """A checkpoint resumed from another path than the one its run saves to, while that
+    file is still there (a copy, or the run's --save-best file), would take over the
+    run's log, plot and best model: refuse, unless each is named anew."""
+    origin = saved.get("save")
+    taken = {k: saved[k] for k in ("log", "plot", "save_best")
+             if saved.get(k) and not named[k] and not same_file(saved[k], resume)}  # a best file goes on as itself
+    if origin and taken and os.path.exists(origin) and not same_file(origin, resume):
+        flags = " and ".join(flag_name(k) + " PATH" for k in taken)
+        raise UsageError(f"{resume} comes from the run that saves to {origin}, which is still there; resuming it "
+                         f"would continue that run's {', '.join(taken.values())}: give {flags} for this run's own, "
+                         f"or resume {origin}")
+
+
 def _check_continued(resume, state, outputs, named):
     """A resumed run rewrites its log and plot from the checkpoint's history, and its best
     model at the next best epoch. Refuse to do so, for the outputs taken from the
@@ -627,11 +644,11 @@ def _check_continued(resume, state, outputs, named):
     refused = {k: v for k, v in hit.items() if not named[k]}
     if refused:
         flags = " and ".join(flag_name(k) + " PATH" for k in refused)
-        raise UsageError(f"resuming {resume} (epoch {state.epoch}) would overwrite {' and '.join(refused.values())}, "
+        raise UsageError(f"resuming {resume} (at epoch {state.epoch + 1}) would overwrite {' and '.join(refused.values())}, "
                          f"which a run from after this checkpoint wrote; give {flags} for this run's own "
                          f"(naming the same path replaces it)")
     for text in hit.values():
-        print(f"note: replacing {text} with this run's, from epoch {state.epoch}", file=sys.stderr)
+        print(f"note: replacing {text} with this run's, which goes on from epoch {state.epoch + 1}", file=sys.stderr)
 
 
 def _log_rows(path):
