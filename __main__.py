@@ -6,6 +6,7 @@ line. Inside the clone, or with minirnn installed, the package's own __main__ ru
 `python CLONE COMMAND ...` runs the commands, the clone being first on the path.
 """
 import os
+import shlex
 import sys
 
 CLONE = os.path.dirname(os.path.abspath(__file__))
@@ -15,7 +16,12 @@ if not __package__:  # python CLONE: sys.path[0] is the clone, so the real packa
 
     sys.exit(main(prog=f"python {sys.argv[0]}"))
 name = os.path.relpath(CLONE)
+words = sys.argv[1:]
+script = os.path.join(name, "scripts", (words[0] if words else "train") + ".py")
+if not os.path.isfile(script):
+    script = os.path.join(name, "scripts", "train.py")
 print(f"error: python -m minirnn found the folder {name}, a minirnn clone, instead of the package inside it; "
-      f"run it from inside the clone (cd {name}), or use python {os.path.join(name, 'scripts', 'train.py')}",
+      f"use python {name} {shlex.join(words) or 'COMMAND ...'} (the clone runs as the command), "
+      f"python {script}, or pip install -e {name} for the minirnn command",
       file=sys.stderr)
 sys.exit(1)

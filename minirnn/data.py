@@ -79,6 +79,9 @@ def _decoded_chunks(byte_chunks, name):
     offset, started, cr = 0, False, ""
     for raw in itertools.chain(byte_chunks, [b""]):
         final = not raw
+        if offset == 0 and raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            raise DataError(f"--data {name}: the file is UTF-16 text (it starts with a UTF-16 byte order mark); "
+                            f"convert it with: {_iconv('UTF-16', name)}")
         if offset < NUL_SCAN and b"\x00" in raw[:NUL_SCAN - offset]:
             raise DataError(f"--data {name}: looks like a binary file (it holds NUL bytes); give a UTF-8 text file")
         if final and offset == 0:
@@ -107,10 +110,14 @@ def _conversion_advice(name, raw):
     read, 0x80-0x9F are printable in Windows-1252 only; others read as Latin-1."""
     bad = {ord(c) - 0xDC00 for c in raw.decode("utf-8", "surrogateescape") if "\udc80" <= c <= "\udcff"}
     source = "WINDOWS-1252" if any(0x80 <= b <= 0x9F for b in bad) else "LATIN1"
+    return f"if it is {source} text, convert it with: {_iconv(source, name)} (for another encoding, name it after -f)"
+
+
+def _iconv(source, name):
+    """The iconv command that writes name's text as UTF-8 beside it, as NAME.utf8.EXT."""
     root, ext = os.path.splitext(name)
-    target = shlex.quote(f"{root}.utf8{ext or '.txt'}")
-    return (f"if it is {source} text, convert it with: iconv -f {source} -t UTF-8 {shlex.quote(name)} > {target} "
-            f"(for another encoding, name it after -f)")
+    target = f"{root}.utf8{ext or '.txt'}"
+    return f"iconv -f {source} -t UTF-8 {shlex.quote(name)} > {shlex.quote(target)}"
 
 
 # ---------------------------------------------------------------------------- vocab

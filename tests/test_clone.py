@@ -67,7 +67,8 @@ def test_python_m_minirnn_beside_the_clone_names_the_shadowing(tmp_path):
     r = python("-m", "minirnn", "train", "--epochs", "1", cwd=tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
-    assert "found the folder minirnn, a minirnn clone" in r.stderr and "cd minirnn" in r.stderr
+    assert "found the folder minirnn, a minirnn clone" in r.stderr and "use python minirnn train --epochs 1 " in r.stderr
+    assert "python minirnn/scripts/train.py" in r.stderr
     inside = python("-m", "minirnn", "--version", cwd=tmp_path / "minirnn")  # the advice works
     assert inside.returncode == 0 and inside.stdout.startswith("minirnn ")
     direct = python("minirnn", "--version", cwd=tmp_path)  # python CLONE runs the commands

@@ -112,6 +112,17 @@ def test_init_from_refuses_other_model_options_another_vocabulary_and_resume(tmp
             train.main(["--init-from", str(tmp_path / "a.npz"), "--epochs", "1", *argv])
 
 
+def test_vocab_from_a_text_reads_it_as_train_reads_a_data_file(tmp_path):
+    de = tmp_path / "de.txt"
+    de.write_text("Über die Straße ging\nein Mann nach Köln.\n" * 50)
+    ckpt = make_checkpoint(tmp_path / "a.npz", cell="rnn", L=1, E=0, H=5, data=str(de), text_mode="words")
+    save_safetensors(tmp_path / "sd.safetensors", interop.to_torch(ckpt.params))
+    assert import_.main([str(tmp_path / "sd.safetensors"), "-o", str(tmp_path / "b.npz"),
+                         "--vocab-from", str(de)]) == 0
+    back = checkpoint.load(tmp_path / "b.npz")
+    assert back.vocab == ckpt.vocab and back.config.text_mode == "words" and "ü" in back.vocab.idx_to_token
+
+
 def test_a_state_dict_without_a_vocabulary_needs_vocab_from(tmp_path, capsys):
     ckpt = make_checkpoint(tmp_path / "a.npz", cell="rnn", L=1, E=0, H=5)
     save_safetensors(tmp_path / "sd.safetensors", interop.to_torch(ckpt.params))  # no metadata, as PyTorch saves

@@ -165,10 +165,11 @@ def test_eval_tokens_cannot_be_combined_with_an_ensemble():
 
 # ---------------------------------------------------------------------------- messages
 @pytest.mark.parametrize("encoding, source, text", [("latin-1", "LATIN1", "Le café était fermé.\n"),
-                                                     ("cp1252", "WINDOWS-1252", "Le café “fermé”.\n")])
+                                                     ("cp1252", "WINDOWS-1252", "Le café “fermé”.\n"),
+                                                     ("utf-16", "UTF-16", "Grüße aus Köln.\n")])
 def test_a_file_in_another_encoding_gets_a_conversion_that_works(tmp_path, encoding, source, text):
     path = tmp_path / "fr.txt"
-    path.write_bytes(text.encode(encoding) * 10)
+    path.write_bytes((text * 10).encode(encoding))
     with pytest.raises(DataError) as e:
         load_corpus(path)
     message = str(e.value)

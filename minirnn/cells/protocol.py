@@ -123,7 +123,7 @@ def _where(e, path):
     """'TypeError: message (line 12)': an exception and the line of the cell file it came from."""
     lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if os.path.abspath(f.filename) == path]
     if isinstance(e, SyntaxError) and e.lineno:
-        lines.append(e.lineno)
+        return f"{type(e).__name__}: {e}"  # its message names the file and the line already
     return f"{type(e).__name__}: {e}" + (f" (line {lines[-1]})" if lines else "")
 
 

@@ -17,7 +17,8 @@ from minirnn import checkpoint, interop
 from minirnn.atomic import check_named, check_not_input, check_writable
 from minirnn.cli import ArgumentParser
 from minirnn.config import ACTIVATIONS, TEXT_MODES, Config
-from minirnn.data import Vocab, preprocess, read_text
+from minirnn.data import Vocab, read_text
+from minirnn.textmodes import default_text_mode, preprocess
 from minirnn.errors import CheckpointError, DataError, UsageError, plural
 from minirnn.model import model_spec
 from minirnn.safetensors_io import load_safetensors
@@ -33,7 +34,8 @@ def main(argv, prog="import.py"):
                    help="where the vocabulary comes from when the file has none: a minirnn checkpoint, or the text "
                         "the model was trained on (its vocabulary is built as train builds it)")
     p.add_argument("--text-mode", choices=TEXT_MODES,
-                   help="the model's preprocessing, when the file does not say (default letters)")
+                   help="the model's preprocessing, when the file does not say (default: a --vocab-from checkpoint's; for a "
+                        "--vocab-from text, words, as train reads a --data file; else letters)")
     p.add_argument("--activation", choices=tuple(ACTIVATIONS),
                    help="an rnn model's activation, when the file does not say (default tanh)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -112,7 +114,7 @@ def _vocab_from(path, text_mode):
         text = read_text(path)
     except DataError as e:
         raise DataError(str(e).replace("--data", "--vocab-from", 1)) from None
-    text_mode = text_mode or "letters"
+    text_mode = text_mode or default_text_mode(path)  # as train --data reads a text: words
     tokens = preprocess(text, text_mode)
     if not tokens:
         raise DataError(f"--vocab-from {path}: holds no tokens after '{text_mode}' preprocessing; "
