@@ -1,5 +1,6 @@
 """What the commands share: one-line errors, exit codes, --debug, --version, Ctrl-C."""
 import argparse
+import difflib
 import os
 import signal
 import sys
@@ -22,8 +23,20 @@ class ArgumentParser(argparse.ArgumentParser):
                           help="print the version and exit")
 
     def error(self, message):
-        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        print(f"{self.prog}: error: {message}{self._suggestion(message)} (see --help)", file=sys.stderr)
         sys.exit(2)
+
+    def _suggestion(self, message):
+        """'; did you mean --epochs?' for each unrecognized option close to a real one."""
+        if not message.startswith("unrecognized arguments: "):
+            return ""
+        known = [o[2:] for action in self._actions for o in action.option_strings if o.startswith("--")]
+        hints = []
+        for word in message.split(": ", 1)[1].split():
+            name = word.split("=")[0][2:] if word.startswith("--") else None
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75) if name else []
+            hints += [f"--{close[0]} for --{name}"] if close else []
+        return f"; did you mean {', '.join(hints)}?" if hints else ""
 
 
 def invocation(prog):

@@ -68,8 +68,10 @@ def test_a_device_or_pipe_is_refused_and_a_link_is_followed(tmp_path):
     (["--log", ""], "--log needs a file name, got an empty one"),
     (["--data", ""], "--data needs a file name, got an empty one"),
     (["--plot", "p.pdf"], "--plot p.pdf: plots are written as PNG; give a name ending in .png"),
-    (["--thread", "2"], "unrecognized arguments: --thread 2"),
-    (["--pres", "heldout"], "unrecognized arguments: --pres heldout"),
+    (["--thread", "2"], "unrecognized arguments: --thread 2; did you mean --threads for --thread?"),
+    (["--pres", "heldout"], "unrecognized arguments: --pres heldout; did you mean --preset for --pres?"),
+    (["--bogus", "3"], "unrecognized arguments: --bogus 3 (see --help)"),  # nothing close enough
+    (["--epoch", "2", "--num-hidden=8"], "did you mean --epochs for --epoch, --num-hiddens for --num-hidden?"),
 ])
 def test_bad_output_names_and_abbreviations_are_usage_errors(tmp_path, args, message):
     r = run_script("train.py", *args, *TINY, "--epochs", "1", cwd=tmp_path)
