@@ -330,9 +330,10 @@ def check_step(cell, B=3, H=4, *, seed=0, scale=0.5, h=STEP, tol=TOLERANCE, back
 
     cell: anything with the protocol's NAME, GATES, STATES, step_forward and
     step_backward (a loaded cell file, or cells.steps.FastSteps for a built-in).
-    Returns one row per gradient, as check_gradients: dA_t, then d{S}_prev for each
-    state S, then d{name} for each recurrent parameter; a wrong line in the step
-    backward shows as the array it corrupts.
+    Returns one row per gradient, as check_gradients: dA_t, one row per gate block
+    (dA_t[f], dA_t[o], ... in GATES order) when the cell has several, then d{S}_prev for
+    each state S, then d{name} for each recurrent parameter; a wrong line in the step
+    backward shows as the array (or block) it corrupts.
     """
     backend = get_backend(backend)
     rng = np.random.default_rng(seed)
@@ -361,5 +362,11 @@ def check_step(cell, B=3, H=4, *, seed=0, scale=0.5, h=STEP, tol=TOLERANCE, back
     rows = []
     for name, x, g in arrays:
         numeric, est, loss_scale, unsettled = differences(f, x, h=h, guard=guard)
-        rows.append(_verdict(name, _host(g), numeric, est, loss_scale, h, tol, unsettled))
+        g = _host(g)
+        if name == "dA_t" and k > 1:  # each gate's block (B,H) of dA_t, so that a wrong dA_o is named
+            block = lambda a, j: a[:, j * H:(j + 1) * H]  # noqa: E731
+            rows += [_verdict(f"dA_t[{gate}]", block(g, j), block(numeric, j), block(est, j), loss_scale, h, tol,
+                              block(unsettled, j)) for j, gate in enumerate(cell.GATES)]
+        else:
+            rows.append(_verdict(name, g, numeric, est, loss_scale, h, tol, unsettled))
     return rows

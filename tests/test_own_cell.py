@@ -86,7 +86,8 @@ def test_the_examples_backward_matches_central_differences(cell, L, E, B, T, H, 
 def test_every_step_backward_matches_differences_of_its_forward(which, B, H, seed):
     cell = FastSteps("rnn", "relu") if which == "rnn-relu" else FastSteps(which) if "/" not in which else get_cell(which)
     rows = check_step(cell, B, H, seed=seed)
-    names = ["dA_t"] + [f"d{s}_prev" for s in cell.STATES] + [f"d{k}" for k in cell.recurrent_params(H)]
+    blocks = [f"dA_t[{gate}]" for gate in cell.GATES] if len(cell.GATES) > 1 else ["dA_t"]
+    names = blocks + [f"d{s}_prev" for s in cell.STATES] + [f"d{k}" for k in cell.recurrent_params(H)]
     assert [r["name"] for r in rows] == names
     assert all(r["verdict"] != "FAIL" for r in rows), [(r["name"], r["reason"]) for r in rows]
     assert sum(r["verdict"] == "pass" for r in rows) >= len(rows) - (which == "rnn-relu") * len(rows)
@@ -103,8 +104,9 @@ def _corrupt(tmp_path, source, old, new, name="broken.py"):
 @pytest.mark.parametrize("old, new, corrupted", [
     ("dC_prev = dC * F", "dC_prev = dC * (1 - F)", "dC_prev"),
     ('"W_ho": H_prev.T @ dA_o', '"W_ho": C_prev.T @ dA_o', "dW_ho"),
-    # a wrong block of dA_t flows on into dH_prev and that block's dW, and nowhere else
-    ("dA_c = dC * (1 - F) * (1 - Cc * Cc)", "dA_c = dC * (1 - F) * (1 - Cc)", "dA_t dH_prev dW_hc"),
+    # a wrong block of dA_t is named, and flows on into dH_prev and that block's dW, and nowhere else
+    ("dA_c = dC * (1 - F) * (1 - Cc * Cc)", "dA_c = dC * (1 - F) * (1 - Cc)", "dA_t[c] dH_prev dW_hc"),
+    ("dA_o = dH * tC * O * (1 - O)", "dA_o = dH * tC * O", "dA_t[o] dH_prev dW_ho"),
 ])
 def test_step_check_names_the_array_a_wrong_line_corrupts(tmp_path, old, new, corrupted):
     path = _corrupt(tmp_path, CIFG, old, new)
