@@ -239,3 +239,10 @@ def test_bench_takes_a_batch_size_and_a_number_of_steps():
     assert (result["batch_size"], result["num_steps"], result["num_hiddens"]) == (3, 5, 8)
     bad = run_script("bench.py", "--num-steps", 0)
     assert bad.returncode == 2 and "--num-steps must be an integer >= 1" in bad.stderr
+
+
+def test_lr_zero_says_that_it_does_not_train(tmp_path):
+    r = train("--epochs", 1, "--lr", 0, "--save", "m.npz", cwd=tmp_path)
+    assert r.returncode == 0 and "--lr 0 leaves the weights as they are" in r.stderr, r.stderr
+    r = train("--epochs", 1, cwd=tmp_path)
+    assert "--lr 0" not in r.stderr

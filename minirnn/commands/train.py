@@ -180,6 +180,8 @@ def main(argv, prog="train.py"):
                         f"put the text back there to resume, or start a new run without --resume")
     if args.get("save_every") and not save:
         raise UsageError("--save-every needs --save PATH")
+    if cfg.lr == 0:
+        warnings.warn("--lr 0 leaves the weights as they are: this run measures the model, it does not train it")
     backend = get_backend(cfg.device)
     corpus = _load(cfg)
     if ckpt:
