@@ -139,20 +139,13 @@ TORCH_CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh")]
 KERAS_CELLS = TORCH_CELLS + [("gru", "tanh")]
 
 
-@given(models(TORCH_CELLS))
-def test_pytorchs_equations_on_the_exported_weights_give_minirnns_outputs(model):
-    cell, activation, params, ids, state = model
-    sd = interop.to_torch(params)
-    theirs = torch_model(sd, ids, [s if cell == "lstm" else s[0] for s in state], cell, activation)
-    logits, final, _ = rnn_forward(params, ids, minirnn_state(state, cell), activation=activation)
-    assert_same(theirs, (logits, final), cell, len(state))
-
-
-@given(models(KERAS_CELLS))
-def test_keras_equations_on_the_exported_weights_give_minirnns_outputs(model):
-    cell, activation, params, ids, state = model
-    w = interop.to_keras(params)
-    theirs = keras_model(w, ids, [s if cell == "lstm" else s[0] for s in state], cell, activation)
+@pytest.mark.parametrize("export, framework, cells", [(interop.to_torch, torch_model, TORCH_CELLS),
+                                                      (interop.to_keras, keras_model, KERAS_CELLS)],
+                         ids=["pytorch", "keras"])
+@given(data=st.data())
+def test_the_frameworks_equations_on_the_exported_weights_give_minirnns_outputs(export, framework, cells, data):
+    cell, activation, params, ids, state = data.draw(models(cells))
+    theirs = framework(export(params), ids, [s if cell == "lstm" else s[0] for s in state], cell, activation)
     logits, final, _ = rnn_forward(params, ids, minirnn_state(state, cell), activation=activation)
     assert_same(theirs, (logits, final), cell, len(state))
 

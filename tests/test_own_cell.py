@@ -37,20 +37,24 @@ def _loss_and_grads(params, X, Y, state, G, cell):
                                                                  (dstate_0 if isinstance(dstate_0, tuple) else (dstate_0,)))
 
 
+def _draw(cell, L, E, B, T, H, seed, V, scale):
+    """A random model of `cell`, a minibatch, a state and the gradient G at the final state
+    (a bare array for a one-state cell, a tuple otherwise)."""
+    rng = np.random.default_rng(seed)
+    params = random_params(V, H, rng, cell=cell, num_layers=L, embed_size=E or None)
+    X, Y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
+    shape = (B, H) if L == 1 else (L, B, H)
+    n = len(get_cell(cell).STATES)
+    state, G = (tuple(rng.normal(0, scale, shape) for _ in range(n)) for _ in range(2))
+    return (params, X, Y, state, G) if n > 1 else (params, X, Y, state[0], G[0])
+
+
 # ----------------------------------------------------------------------------- reference = fast path
 @settings(max_examples=12)
 @given(cell=st.sampled_from(["rnn", "gru", "lstm"]), L=st.integers(1, 3), E=st.sampled_from([0, 3]),
        B=st.integers(1, 3), T=st.integers(1, 5), H=st.integers(1, 5), seed=st.integers(0, 2 ** 16))
 def test_the_reference_cells_give_the_fast_paths_loss_and_gradients(cell, L, E, B, T, H, seed):
-    rng = np.random.default_rng(seed)
-    V = 6
-    params = random_params(V, H, rng, cell=cell, num_layers=L, embed_size=E or None)
-    X, Y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
-    shape = (B, H) if L == 1 else (L, B, H)
-    n = 2 if cell == "lstm" else 1
-    state = tuple(rng.normal(size=shape) for _ in range(n))
-    G = tuple(rng.normal(size=shape) for _ in range(n))
-    state, G = (state, G) if n == 2 else (state[0], G[0])
+    params, X, Y, state, G = _draw(cell, L, E, B, T, H, seed, V=6, scale=1.0)
     fast = _loss_and_grads(params, X, Y, state, G, cell)
     ref = _loss_and_grads(params, X, Y, state, G, f"reference/{cell}")
     assert abs(fast[0] - ref[0]) <= 1e-12 * max(1.0, abs(fast[0]))
@@ -66,15 +70,8 @@ def test_the_reference_cells_give_the_fast_paths_loss_and_gradients(cell, L, E, 
 @given(cell=st.sampled_from(EXAMPLES), L=st.integers(1, 2), E=st.sampled_from([0, 2]), B=st.integers(1, 2),
        T=st.integers(1, 4), H=st.integers(1, 4), seed=st.integers(0, 2 ** 16))
 def test_the_examples_backward_matches_central_differences(cell, L, E, B, T, H, seed):
-    rng = np.random.default_rng(seed)
-    V = 5
-    params = random_params(V, H, rng, cell=cell, num_layers=L, embed_size=E or None)
-    X, Y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
-    shape = (B, H) if L == 1 else (L, B, H)
+    params, X, Y, state, G = _draw(cell, L, E, B, T, H, seed, V=5, scale=0.5)
     n = len(get_cell(cell).STATES)
-    state = tuple(rng.normal(0, 0.5, shape) for _ in range(n))
-    G = tuple(rng.normal(0, 0.5, shape) for _ in range(n))
-    state, G = (state, G) if n > 1 else (state[0], G[0])
     rows = check_gradients(params, X, Y, state, dstate_T=G, cell=cell)
     assert [r["name"] for r in rows][-n:] == [f"{s}0" for s in get_cell(cell).STATES]
     assert all(r["verdict"] == "pass" for r in rows), [(r["name"], r["reason"]) for r in rows if not r["passed"]]
