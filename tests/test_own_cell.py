@@ -181,6 +181,11 @@ def test_the_good_cell_loads_and_errors_name_lines(tmp_path):
         load_cell(str(bad))
     with pytest.raises(CellError, match="no such cell file"):
         load_cell(str(tmp_path / "nothing.py"))
+    bad.write_text(GOOD.replace("def step_backward(", "def step_backward(:", 1))  # a syntax error: its line, once
+    line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if "step_backward(:" in text)
+    with pytest.raises(CellError) as e:
+        load_cell(str(bad))
+    assert "SyntaxError" in str(e.value) and str(e.value).count(f"line {line}") == 1, str(e.value)
 
 
 # ----------------------------------------------------------------------------- the engine and the API

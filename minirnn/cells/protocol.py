@@ -121,9 +121,9 @@ def _import(path, sha):
 
 def _where(e, path):
     """'TypeError: message (line 12)': an exception and the line of the cell file it came from."""
-    lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if os.path.abspath(f.filename) == path]
     if isinstance(e, SyntaxError) and e.lineno:
         return f"{type(e).__name__}: {e}"  # its message names the file and the line already
+    lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if os.path.abspath(f.filename) == path]
     return f"{type(e).__name__}: {e}" + (f" (line {lines[-1]})" if lines else "")
 
 

@@ -18,10 +18,10 @@ from minirnn.atomic import check_named, check_not_input, check_writable
 from minirnn.cli import ArgumentParser
 from minirnn.config import ACTIVATIONS, TEXT_MODES, Config
 from minirnn.data import Vocab, read_text
-from minirnn.textmodes import default_text_mode, preprocess
 from minirnn.errors import CheckpointError, DataError, UsageError, plural
 from minirnn.model import model_spec
 from minirnn.safetensors_io import load_safetensors
+from minirnn.textmodes import default_text_mode, preprocess
 
 
 def main(argv, prog="import.py"):
