@@ -17,11 +17,12 @@ if not __package__:  # python CLONE: sys.path[0] is the clone, so the real packa
     sys.exit(main(prog=f"python {sys.argv[0]}"))
 name = os.path.relpath(CLONE)
 words = sys.argv[1:]
-script = os.path.join(name, "scripts", (words[0] if words else "train") + ".py")
+script = os.path.join(name, "scripts", f"{words[0] if words else 'train'}.py")
+rest = words[1:] if os.path.isfile(script) else words  # scripts/COMMAND.py takes the command's options
 if not os.path.isfile(script):
     script = os.path.join(name, "scripts", "train.py")
 print(f"error: python -m minirnn found the folder {name}, a minirnn clone, instead of the package inside it; "
       f"use python {name} {shlex.join(words) or 'COMMAND ...'} (the clone runs as the command), "
-      f"python {script}, or pip install -e {name} for the minirnn command",
+      f"or python {shlex.join([script, *rest])}",
       file=sys.stderr)
 sys.exit(1)

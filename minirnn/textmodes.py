@@ -26,6 +26,15 @@ def default_text_mode(data):
     return "letters" if data is None else "words"
 
 
+def text_prefix(text, length=20):
+    """The start of a preprocessed text, as a sample prefix: cut at a word boundary when
+    there is one, without leading blanks. Give it at least 3 * length characters."""
+    start = len(text) - len(text.lstrip())
+    head = text[start:start + length]
+    cut = head.rsplit(" ", 1)[0] if " " in head.strip() else head
+    return cut.rstrip() or text[:length]
+
+
 def codepoints(text):
     return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
 

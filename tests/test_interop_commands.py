@@ -121,6 +121,10 @@ def test_vocab_from_a_text_reads_it_as_train_reads_a_data_file(tmp_path):
                          "--vocab-from", str(de)]) == 0
     back = checkpoint.load(tmp_path / "b.npz")
     assert back.vocab == ckpt.vocab and back.config.text_mode == "words" and "ü" in back.vocab.idx_to_token
+    assert back.config.sample_prefix == "über die straße"  # generate continues the text's start, as train's model
+    with pytest.raises(CheckpointError, match=r"give the text .* and the --text-mode it used \(this was raw\)"):
+        import_.main([str(tmp_path / "sd.safetensors"), "-o", str(tmp_path / "c.npz"), "--vocab-from", str(de),
+                      "--text-mode", "raw"])
 
 
 def test_a_state_dict_without_a_vocabulary_needs_vocab_from(tmp_path, capsys):

@@ -21,7 +21,7 @@ from minirnn.data import Vocab, read_text
 from minirnn.errors import CheckpointError, DataError, UsageError, plural
 from minirnn.model import model_spec
 from minirnn.safetensors_io import load_safetensors
-from minirnn.textmodes import default_text_mode, preprocess
+from minirnn.textmodes import default_text_mode, preprocess, text_prefix
 
 
 def main(argv, prog="import.py"):
@@ -57,7 +57,7 @@ def main(argv, prog="import.py"):
         raise CheckpointError(f"{args.file}: {e}") from None
     spec = model_spec(params)
 
-    vocab, text_mode, data = _vocabulary(args, meta, spec.vocab_size)
+    vocab, text_mode, data, prefix = _vocabulary(args, meta, spec.vocab_size)
     activation = _agreed("activation", meta.get("activation"), args.activation, args.file) or "tanh"
     if spec.cell != "rnn" and activation != "tanh":
         raise UsageError(f"--activation {activation} applies to rnn models only; this is a {spec.cell}, "
@@ -65,7 +65,7 @@ def main(argv, prog="import.py"):
     cfg = Config.from_dict({"cell": spec.cell, "num_layers": spec.num_layers, "num_hiddens": spec.num_hiddens,
                             "embed_size": spec.embed_size, "activation": activation, "text_mode": text_mode,
                             "dtype": str(params["W_hq"].dtype), "data": data,
-                            "sample_prefix": meta.get("sample_prefix") or None})
+                            "sample_prefix": meta.get("sample_prefix") or prefix})
     checkpoint.save(args.output, params, vocab, cfg, state={})
     print(f"wrote {args.output}: {spec.describe()}" + (f" ({activation})" if spec.cell == "rnn" else "")
           + f", V={spec.vocab_size} H={spec.num_hiddens}, {cfg.dtype}, from the {layout} layout; "
@@ -75,12 +75,13 @@ def main(argv, prog="import.py"):
 
 
 def _vocabulary(args, meta, V):
-    """(vocab, text mode, data path or None): from the file, else from --vocab-from."""
+    """(vocab, text mode, data path or None, sample prefix or None): from the file, else
+    from --vocab-from."""
     saved = meta.get("vocab")
     text_mode = _agreed("text_mode", meta.get("text_mode"), args.text_mode, args.file)
-    data = None
+    data = prefix = None
     if args.vocab_from:
-        source, text_mode, data = _vocab_from(args.vocab_from, text_mode)
+        source, text_mode, data, prefix = _vocab_from(args.vocab_from, text_mode)
         if saved is not None and list(source.idx_to_token) != saved:
             raise UsageError(f"--vocab-from {args.vocab_from} gives another vocabulary than the one {args.file} "
                              f"holds; drop --vocab-from to use the file's")
@@ -98,18 +99,19 @@ def _vocabulary(args, meta, V):
         where = f"--vocab-from {args.vocab_from}" if args.vocab_from else f"{args.file}'s metadata"
         raise CheckpointError(f"the vocabulary from {where} has {plural(len(vocab), 'token')} but the weights "
                               f"expect V={V}; give the text (or checkpoint) the model was trained on"
-                              + (", and the --text-mode it used" if args.vocab_from and not args.text_mode else ""))
-    return vocab, text_mode or "letters", data
+                              + (f", and the --text-mode it used (this was {text_mode})" if args.vocab_from else ""))
+    return vocab, text_mode or "letters", data, prefix
 
 
 def _vocab_from(path, text_mode):
-    """A checkpoint's vocabulary (and its text mode and text), or the one a text gives."""
+    """A checkpoint's vocabulary (and its text mode, text and sample prefix), or the one
+    a text gives (and the text's start as the prefix, as train takes it)."""
     if os.path.isfile(path) and zipfile.is_zipfile(path):
         ckpt = checkpoint.load(path)
         if text_mode and text_mode != ckpt.config.text_mode:
             raise UsageError(f"--vocab-from {path} was trained with --text-mode {ckpt.config.text_mode}, not "
                              f"{text_mode}; drop --text-mode")
-        return ckpt.vocab, ckpt.config.text_mode, ckpt.config.data
+        return ckpt.vocab, ckpt.config.text_mode, ckpt.config.data, ckpt.config.sample_prefix
     try:
         text = read_text(path)
     except DataError as e:
@@ -119,7 +121,7 @@ def _vocab_from(path, text_mode):
     if not tokens:
         raise DataError(f"--vocab-from {path}: holds no tokens after '{text_mode}' preprocessing; "
                         f"give --text-mode raw or another text")
-    return Vocab.build(tokens), text_mode, os.path.abspath(path)
+    return Vocab.build(tokens), text_mode, os.path.abspath(path), text_prefix(tokens[:60])
 
 
 def _agreed(name, saved, given, file):

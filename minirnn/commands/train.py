@@ -27,6 +27,7 @@ from minirnn.config import (ACTIVATIONS, DEFAULT_LR, DEVICES, DTYPES, MODEL_OPTI
                             SAMPLINGS, TEXT_MODES, Config, cell_option, flag_name, preset)
 from minirnn.cells import is_cell_path
 from minirnn.data import default_text_mode, load_corpus, preprocess
+from minirnn.textmodes import text_prefix
 from minirnn.errors import CheckpointError, DataError, DivergedError, MinirnnError, UsageError, plural
 from minirnn.generate import predict, snapshot_models
 from minirnn.model import Spec
@@ -449,13 +450,8 @@ def text_line(cfg, corpus):
 
 
 def default_prefix(corpus, length=20):
-    """The start of the training text, after preprocessing: a prefix it surely contains,
-    cut at a word boundary when there is one, without leading blanks."""
-    text = corpus.vocab.decode(corpus.train[:3 * length])
-    start = len(text) - len(text.lstrip())
-    head = text[start:start + length]
-    cut = head.rsplit(" ", 1)[0] if " " in head.strip() else head
-    return cut.rstrip() or text[:length]
+    """The start of the training text, after preprocessing: a prefix it surely contains."""
+    return text_prefix(corpus.vocab.decode(corpus.train[:3 * length]), length)
 
 
 def _outputs(log, plot, save_best, ckpt):
