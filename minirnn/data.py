@@ -82,6 +82,10 @@ def _decoded_chunks(byte_chunks, name):
         if offset == 0 and raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
             raise DataError(f"--data {name}: the file is UTF-16 text (it starts with a UTF-16 byte order mark); "
                             f"convert it with: {_iconv('UTF-16', name)}")
+        if offset == 0 and _utf16_without_bom(raw[:4096]):
+            source = _utf16_without_bom(raw[:4096])
+            raise DataError(f"--data {name}: looks like {source} text without a byte order mark (NULs in every "
+                            f"other byte); convert it with: {_iconv(source, name)}")
         if offset < NUL_SCAN and b"\x00" in raw[:NUL_SCAN - offset]:
             raise DataError(f"--data {name}: looks like a binary file (it holds NUL bytes); give a UTF-8 text file")
         if final and offset == 0:
@@ -111,6 +115,18 @@ def _conversion_advice(name, raw):
     bad = {ord(c) - 0xDC00 for c in raw.decode("utf-8", "surrogateescape") if "\udc80" <= c <= "\udcff"}
     source = "WINDOWS-1252" if any(0x80 <= b <= 0x9F for b in bad) else "LATIN1"
     return f"if it is {source} text, convert it with: {_iconv(source, name)} (for another encoding, name it after -f)"
+
+
+def _utf16_without_bom(head):
+    """'UTF-16LE' or 'UTF-16BE' when head looks like mostly-ASCII UTF-16 text (NULs in
+    the high bytes, few in the low ones), else None."""
+    even, odd = head[0::2], head[1::2]
+    if len(odd) < 8:
+        return None
+    for low, high, source in ((even, odd, "UTF-16LE"), (odd, even, "UTF-16BE")):
+        if high.count(0) > 0.5 * len(high) and low.count(0) < 0.05 * len(low):
+            return source
+    return None
 
 
 def _iconv(source, name):

@@ -166,7 +166,9 @@ def test_eval_tokens_cannot_be_combined_with_an_ensemble():
 # ---------------------------------------------------------------------------- messages
 @pytest.mark.parametrize("encoding, source, text", [("latin-1", "LATIN1", "Le café était fermé.\n"),
                                                      ("cp1252", "WINDOWS-1252", "Le café “fermé”.\n"),
-                                                     ("utf-16", "UTF-16", "Grüße aus Köln.\n")])
+                                                     ("utf-16", "UTF-16", "Grüße aus Köln.\n"),
+                                                     ("utf-16-le", "UTF-16LE", "Grüße aus Köln.\n"),
+                                                     ("utf-16-be", "UTF-16BE", "Grüße aus Köln.\n")])
 def test_a_file_in_another_encoding_gets_a_conversion_that_works(tmp_path, encoding, source, text):
     path = tmp_path / "fr.txt"
     path.write_bytes((text * 10).encode(encoding))
@@ -217,3 +219,13 @@ def test_eval_tokens_bound_the_measurements_until_the_last_epoch(tmp_path):
     assert "held-out figures score the first 2,300 of them until the last epoch" in r.stdout
     best = [line for line in r.stdout.splitlines() if line.startswith("best held-out perplexity")][0]
     assert ("on the first 2,299 tokens at epoch 1" in best) == best.endswith("at epoch 1")
+
+
+def test_a_remainder_of_a_few_tokens_is_counted_without_advice(tmp_path):
+    path = tmp_path / "de.txt"
+    path.write_text("Über die Straße ging\nein Mann.\n" * 300)
+    n = load_corpus(path, max_tokens=0).num_tokens
+    r = run_script("train.py", "--data", path, "--max-tokens", (n - 1) // 2, "--epochs", 1, "--num-hiddens", 8)
+    assert r.returncode == 0, r.stderr
+    text = [line for line in r.stdout.splitlines() if line.startswith("text: ")][0]
+    assert text.endswith(f"; {n - 2 * ((n - 1) // 2)} unused") and "--max-tokens 0" not in text, text

@@ -431,7 +431,9 @@ def text_line(cfg, corpus):
     n, s = corpus.num_tokens, corpus.stats
     parts = [f"text: {s.get('characters', n):,} characters in {cfg.text_mode} mode -> {n:,} tokens; "
              f"training on {len(corpus.train):,}, holding out {len(corpus.heldout):,}"]
-    if corpus.unused:
+    if corpus.unused and corpus.unused < 0.01 * n:  # a remainder: --max-tokens 0 would add little, and may fail
+        parts.append(f"{corpus.unused:,} unused")
+    elif corpus.unused:
         share = corpus.unused / n
         parts.append(f"{corpus.unused:,} ({share:.0%}) unused: --max-tokens {cfg.max_tokens} takes only the text's "
                      f"start; --max-tokens 0 trains on all of it"
