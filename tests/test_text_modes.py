@@ -224,7 +224,7 @@ def test_eval_tokens_bound_the_measurements_until_the_last_epoch(tmp_path):
 def test_a_remainder_of_a_few_tokens_is_counted_without_advice(tmp_path):
     path = tmp_path / "de.txt"
     path.write_text("Über die Straße ging\nein Mann.\n" * 300)
-    n = load_corpus(path, max_tokens=0).num_tokens
+    n = load_corpus(path, max_tokens=0, text_mode="words").num_tokens
     r = run_script("train.py", "--data", path, "--max-tokens", (n - 1) // 2, "--epochs", 1, "--num-hiddens", 8)
     assert r.returncode == 0, r.stderr
     text = [line for line in r.stdout.splitlines() if line.startswith("text: ")][0]
