@@ -8,6 +8,7 @@ the mapping is refused with the reason.
     rnn (tanh|relu)  nn.RNN(nonlinearity=...)                  SimpleRNN(activation=...)
     lstm             nn.LSTM, gates (i, f, g, o)               LSTM, gates (i, f, c, o)
     gru (the book's) refused: nn.GRU resets after the product  GRU(reset_after=False), gates (z, r, h)
+    examples/torch_gru  nn.GRU, gates (r, z, n)                refused (export with --layout torch)
     W_hq, b_q        nn.Linear(H, V)                           Dense(V)
     W_emb            nn.Embedding(V, E)                        Embedding(V, E)
 
@@ -18,7 +19,9 @@ Keys, as in d2l's concise RNNModel (a module with `rnn`, `linear` and `embedding
     keras   rnn.kernel_l{k} (I,kH) = [W_x·] side by side, rnn.recurrent_kernel_l{k} (H,kH),
             rnn.bias_l{k} (kH,), linear.kernel (H,V) = W_hq, linear.bias (V,), embedding.embeddings (V,E)
 PyTorch's two biases add: importing takes b = bias_ih + bias_hh (bias_ih alone when
-bias_hh is zero, so that minirnn -> file -> minirnn is exact, bit for bit).
+bias_hh is zero, so that minirnn -> file -> minirnn is exact, bit for bit). nn.GRU's
+candidate keeps its recurrent bias apart, inside the reset gate's product: it is the
+torch_gru cell file's b_hn, and the n block of bias_hh.
 
 The vocabulary, the text mode and the activation are not weights: they travel in
 the file's __metadata__ as JSON strings (metadata and read_metadata).
@@ -34,7 +37,8 @@ from .safetensors_io import load_safetensors, save_safetensors  # noqa: F401  (p
 
 LAYOUTS = ("torch", "keras")
 # The blocks of each cell in the other framework's order, as minirnn's gate letters.
-TORCH_GATES = {"rnn": ("h",), "lstm": ("i", "f", "c", "o")}
+TORCH_GATES = {"rnn": ("h",), "lstm": ("i", "f", "c", "o"), "torch_gru": ("r", "z", "n")}
+TORCH_GRU = "examples/torch_gru"  # the shipped cell file that computes nn.GRU's equations
 KERAS_GATES = {"rnn": ("h",), "lstm": ("i", "f", "c", "o"), "gru": ("z", "r", "h")}
 TORCH_MODULES = {"rnn": "nn.RNN", "lstm": "nn.LSTM"}
 KERAS_LAYERS = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU(reset_after=False)"}
@@ -45,23 +49,29 @@ METADATA_KEYS = ("vocab", "text_mode", "activation", "cell", "layout", "sample_p
 
 
 # ----------------------------------------------------------------------------- out
-def to_torch(params):
-    """minirnn parameters -> {key: array} for d2l's RNNModel on nn.RNN / nn.LSTM.
-    The book's GRU is refused (a UsageError that says why)."""
-    spec = model_spec(params)
-    if spec.cell not in TORCH_GATES:
+def to_torch(params, cell=None):
+    """minirnn parameters -> {key: array} for d2l's RNNModel on nn.RNN / nn.LSTM, or
+    nn.GRU for a model of the torch_gru cell file (cell=TORCH_GRU). The book's GRU is
+    refused (a UsageError that says why)."""
+    spec = model_spec(params, cell=cell)
+    name = getattr(spec.cell, "NAME", spec.cell)
+    if name not in TORCH_GATES:
         raise UsageError(f"the {spec.cell} model cannot be exported to the torch layout: {GRU_REFUSED}; "
-                         f"export it with --layout keras (Keras' GRU(reset_after=False) is the book's cell)")
+                         f"export it with --layout keras (Keras' GRU(reset_after=False) is the book's cell), or "
+                         f"train the cell file that computes nn.GRU's equations, --cell {TORCH_GRU}, whose models "
+                         f"export to nn.GRU")
     out = {}
     if spec.embed_size:
         out["embedding.weight"] = _host(params["W_emb"])
     for layer in range(spec.num_layers):
         s = layer_suffix(layer)
-        gates = TORCH_GATES[spec.cell]
+        gates = TORCH_GATES[name]
         out[f"rnn.weight_ih_l{layer}"] = np.concatenate([_host(params[f"W_x{g}{s}"]).T for g in gates], axis=0)
         out[f"rnn.weight_hh_l{layer}"] = np.concatenate([_host(params[f"W_h{g}{s}"]).T for g in gates], axis=0)
         out[f"rnn.bias_ih_l{layer}"] = np.concatenate([_host(params[f"b_{g}{s}"]) for g in gates])
         out[f"rnn.bias_hh_l{layer}"] = np.zeros_like(out[f"rnn.bias_ih_l{layer}"])
+        if name == "torch_gru":  # the candidate's recurrent bias, inside the reset gate's product
+            out[f"rnn.bias_hh_l{layer}"][2 * spec.num_hiddens:] = _host(params[f"b_hn{s}"])
     out["linear.weight"] = np.ascontiguousarray(_host(params["W_hq"]).T)
     out["linear.bias"] = _host(params["b_q"]).copy()
     return out
@@ -91,23 +101,18 @@ KERAS_KEY = re.compile(r"rnn\.(kernel|recurrent_kernel|bias)_l(\d+)")
 
 
 def from_torch(arrays, cell=None):
-    """A state dict in d2l's RNNModel layout (nn.RNN or nn.LSTM, nn.Linear, optionally
-    nn.Embedding), as {key: array} -> minirnn parameters. cell: what the file says
-    the model is (checked against the shapes), or None. Bidirectional layers,
-    proj_size, nn.GRU and shapes that fit no minirnn model are refused
-    with a CheckpointError that says why."""
+    """A state dict in d2l's RNNModel layout (nn.RNN, nn.LSTM or nn.GRU, nn.Linear,
+    optionally nn.Embedding), as {key: array} -> minirnn parameters; nn.GRU's are those
+    of the torch_gru cell file (TORCH_GRU), with b_hn. cell: what the file says the
+    model is (checked against the shapes), or None. Bidirectional layers, proj_size and
+    shapes that fit no minirnn model are refused with a CheckpointError that says why."""
     arrays = _refuse_common(arrays, "torch")
     layers = _layers(arrays, TORCH_KEY, ("weight_ih", "weight_hh"), ("bias_ih", "bias_hh"), "torch",
                      linear="linear.weight", embedding="embedding.weight")
     W_hh0 = arrays["rnn.weight_hh_l0"]
     H = _dim(W_hh0, 1, "rnn.weight_hh_l0", 2)
     k, rows = _blocks(W_hh0.shape[0], H, "rnn.weight_hh_l0", f"({W_hh0.shape[0]}, {H})")
-    if k == 3:
-        raise CheckpointError(f"this is a torch.nn.GRU (rnn.weight_hh_l0 has 3H = {rows} rows): {GRU_REFUSED}; "
-                              "no built-in minirnn cell computes nn.GRU's equations; the example cell file "
-                              "minirnn/cells/examples/torch_gru.py does, and trains with --cell examples/torch_gru, "
-                              "but import does not map weights onto a cell file")
-    found = {1: "rnn", 4: "lstm"}[k]
+    found = {1: "rnn", 3: "torch_gru", 4: "lstm"}[k]  # nn.GRU: the torch_gru cell file, not the book's GRU
     _check_cell(cell, found, "torch")
     V = _dim(arrays["linear.weight"], 0, "linear.weight", 2)
     E = _dim(arrays["embedding.weight"], 1, "embedding.weight", 2) if "embedding.weight" in arrays else 0
@@ -123,9 +128,14 @@ def from_torch(arrays, cell=None):
         if f"rnn.bias_ih{l}" in arrays:
             b_ih = _shaped(arrays, f"rnn.bias_ih{l}", (k * H,), V, H, E)
             b_hh = _shaped(arrays, f"rnn.bias_hh{l}", (k * H,), V, H, E)
+            if found == "torch_gru":  # b_hn stays apart (inside r * (...)); r's and z's biases add
+                params[f"b_hn{s}"] = b_hh[2 * H:].copy()
+                b_hh = np.concatenate([b_hh[:2 * H], np.zeros(H, dtype=b_hh.dtype)])
             b = b_ih if not b_hh.any() else b_ih + b_hh  # the two biases add; b_ih itself when b_hh is 0
         else:  # bias=False
             b = np.zeros(k * H, dtype=W_hh.dtype)
+            if found == "torch_gru":
+                params[f"b_hn{s}"] = np.zeros(H, dtype=W_hh.dtype)
         for i, g in enumerate(gates):
             params[f"W_x{g}{s}"] = np.ascontiguousarray(W_ih[i * H:(i + 1) * H].T)
             params[f"W_h{g}{s}"] = np.ascontiguousarray(W_hh[i * H:(i + 1) * H].T)
@@ -310,8 +320,8 @@ def _checked(params, cell):
     if bad:
         raise CheckpointError(f"{', '.join(bad)} hold NaN or inf; a diverged model cannot be imported")
     try:
-        spec = model_spec(params)
+        spec = model_spec(params, cell=TORCH_GRU if cell == "torch_gru" else None)
     except ValueError as e:
         raise CheckpointError(f"the shapes fit no minirnn model: {e}") from None
-    assert spec.cell == cell
+    assert getattr(spec.cell, "NAME", spec.cell) == cell
     return {k: params[k] for k in param_shapes(spec)}  # in init_params' order

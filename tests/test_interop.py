@@ -24,9 +24,10 @@ ACT = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0.0)}
 
 # ----------------------------------------------------------------------------- the other frameworks' equations
 def torch_model(sd, ids, state, cell, activation="tanh"):
-    """d2l's RNNModel on nn.RNN / nn.LSTM, as PyTorch documents them (weights (out, in),
-    y = x Wᵀ + b; LSTM rows in the order i, f, g, o). ids (B,T); state: per layer
-    h, or (h, c). Returns logits (T·B, V) time-major and the final states per layer."""
+    """d2l's RNNModel on nn.RNN / nn.LSTM / nn.GRU, as PyTorch documents them (weights
+    (out, in), y = x Wᵀ + b; LSTM rows in the order i, f, g, o; GRU rows r, z, n). ids
+    (B,T); state: per layer h, or (h, c). Returns logits (T·B, V) time-major and the
+    final states per layer."""
     V = sd["linear.weight"].shape[0]
     B, T = ids.shape
     xs = [sd["embedding.weight"][ids[:, t]] if "embedding.weight" in sd else np.eye(V)[ids[:, t]] for t in range(T)]
@@ -39,6 +40,16 @@ def torch_model(sd, ids, state, cell, activation="tanh"):
             h = s0
             for x in xs:
                 h = ACT[activation](x @ W_ih.T + b_ih + h @ W_hh.T + b_hh)
+                outs.append(h)
+            finals.append(h)
+        elif cell == "torch_gru":  # nn.GRU
+            h = s0
+            for x in xs:
+                xr, xz, xn = np.split(x @ W_ih.T + b_ih, 3, axis=1)
+                hr, hz, hn = np.split(h @ W_hh.T + b_hh, 3, axis=1)
+                r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+                n = np.tanh(xn + r * hn)
+                h = (1 - z) * n + z * h
                 outs.append(h)
             finals.append(h)
         else:
@@ -106,7 +117,7 @@ def models(draw, cells):
     L, E = draw(st.integers(1, 3)), draw(st.sampled_from([0, 0, 1, 3, 5]))
     B, T, seed = draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(0, 2**31))
     rng = np.random.default_rng(seed)
-    params = random_params(V, H, rng, cell=cell, num_layers=L, embed_size=E or None)
+    params = random_params(V, H, rng, cell=FILE.get(cell, cell), num_layers=L, embed_size=E or None)
     ids = rng.integers(0, V, size=(B, T))
     parts = 2 if cell == "lstm" else 1
     state = [tuple(rng.normal(0, 0.5, (B, H)) for _ in range(parts)) for _ in range(L)]  # per layer
@@ -135,18 +146,24 @@ def assert_same(framework, ours, cell, L):
             assert np.max(np.abs(a - b)) < TOL
 
 
-TORCH_CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh")]
-KERAS_CELLS = TORCH_CELLS + [("gru", "tanh")]
+BUILT_IN = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh")]
+TORCH_CELLS = BUILT_IN + [("torch_gru", "tanh")]  # nn.GRU: the shipped torch_gru cell file
+KERAS_CELLS = BUILT_IN + [("gru", "tanh")]
+FILE = {"torch_gru": interop.TORCH_GRU}  # a cell name in these tests -> the cell= the engine takes
 
 
-@pytest.mark.parametrize("export, framework, cells", [(interop.to_torch, torch_model, TORCH_CELLS),
-                                                      (interop.to_keras, keras_model, KERAS_CELLS)],
-                         ids=["pytorch", "keras"])
+def forward(params, ids, state, cell, activation):
+    return rnn_forward(params, ids, minirnn_state(state, cell), activation=activation, cell=FILE.get(cell))
+
+
+@pytest.mark.parametrize("export, framework, cells", [
+    (lambda params, cell: interop.to_torch(params, cell=FILE.get(cell)), torch_model, TORCH_CELLS),
+    (lambda params, cell: interop.to_keras(params), keras_model, KERAS_CELLS)], ids=["pytorch", "keras"])
 @given(data=st.data())
 def test_the_frameworks_equations_on_the_exported_weights_give_minirnns_outputs(export, framework, cells, data):
     cell, activation, params, ids, state = data.draw(models(cells))
-    theirs = framework(export(params), ids, [s if cell == "lstm" else s[0] for s in state], cell, activation)
-    logits, final, _ = rnn_forward(params, ids, minirnn_state(state, cell), activation=activation)
+    theirs = framework(export(params, cell), ids, [s if cell == "lstm" else s[0] for s in state], cell, activation)
+    logits, final, _ = forward(params, ids, state, cell, activation)
     assert_same(theirs, (logits, final), cell, len(state))
 
 
@@ -155,25 +172,27 @@ def test_a_pytorch_state_dict_with_both_biases_imports_to_the_same_outputs(model
     """PyTorch's model, with a non-zero bias_hh as PyTorch trains it, comes in with the
     biases added, and minirnn's outputs are the state dict's own under PyTorch's equations."""
     cell, activation, params, ids, state = model
-    sd = interop.to_torch(params)
+    sd = interop.to_torch(params, cell=FILE.get(cell))
     rng = np.random.default_rng(ids.sum())
     for key in [k for k in sd if k.startswith("rnn.bias_hh")]:
         sd[key] = rng.normal(0, 0.5, sd[key].shape)
     theirs = torch_model(sd, ids, [s if cell == "lstm" else s[0] for s in state], cell, activation)
     imported = interop.from_torch(sd)
-    logits, final, _ = rnn_forward(imported, ids, minirnn_state(state, cell), activation=activation)
+    logits, final, _ = forward(imported, ids, state, cell, activation)
     assert_same(theirs, (logits, final), cell, len(state))
 
 
-@given(models(KERAS_CELLS), st.sampled_from(interop.LAYOUTS), st.sampled_from(["float32", "float64"]))
+@given(models(TORCH_CELLS + [("gru", "tanh")]), st.sampled_from(interop.LAYOUTS),
+       st.sampled_from(["float32", "float64"]))
 def test_minirnn_to_file_to_minirnn_is_bit_for_bit(tmp_path_factory, model, layout, dtype):
     cell, _, params, _, _ = model
-    if layout == "torch" and cell == "gru":
+    if (cell, "tanh") not in (TORCH_CELLS if layout == "torch" else KERAS_CELLS):
         return
     params = {k: v.astype(dtype) for k, v in params.items()}
     params["b_q"][0] = -0.0  # a signed zero survives too
     path = tmp_path_factory.mktemp("rt") / "m.safetensors"
-    save_safetensors(path, interop.EXPORTS[layout](params), {"k": "v"})
+    exported = interop.to_torch(params, cell=FILE.get(cell)) if layout == "torch" else interop.to_keras(params)
+    save_safetensors(path, exported, {"k": "v"})
     arrays, meta = load_safetensors(path)
     back = interop.IMPORTS[layout](arrays)
     assert meta == {"k": "v"} and list(back) == list(params)
@@ -193,11 +212,15 @@ def test_the_books_gru_is_refused_for_pytorch_with_the_reason():
         interop.to_torch(small("gru"))
 
 
-def test_an_nn_gru_state_dict_is_refused_with_the_reason():
+def test_an_nn_gru_state_dict_comes_in_as_the_torch_gru_cell_file():
     sd = interop.to_torch(small("lstm"))
     sd = {k: (v[:9] if k.startswith("rnn.") else v) for k, v in sd.items()}  # 3H = 9 rows: nn.GRU's shapes
-    with pytest.raises(CheckpointError, match="torch.nn.GRU .*reset gate after the product"):
-        interop.from_torch(sd)
+    params = interop.from_torch(sd)
+    assert list(params) == ["W_xr", "W_hr", "b_r", "W_xz", "W_hz", "b_z", "W_xn", "W_hn", "b_n", "b_hn", "W_hq", "b_q"]
+    np.testing.assert_array_equal(params["b_hn"], sd["rnn.bias_hh_l0"][6:])  # the candidate's own bias
+    with pytest.raises(CheckpointError, match="says its model is a lstm, but its torch weights have the shapes of a "
+                                              "torch_gru"):
+        interop.from_torch(sd, cell="lstm")
 
 
 def test_bidirectional_and_projected_layers_are_refused():

@@ -73,6 +73,32 @@ def test_the_books_gru_is_refused_for_torch_and_nothing_is_written(tmp_path):
     assert os.listdir(tmp_path) == ["gru.npz"]
 
 
+def test_the_torch_gru_cell_files_model_goes_to_nn_gru_and_back(tmp_path):
+    small = ["--num-hiddens", 6, "--num-layers", 2, "--embed-size", 3, "--max-tokens", 2000, "--epochs", 1]
+    r = run_script("train.py", "--cell", "examples/torch_gru", *small, "--save", tmp_path / "tg.npz")
+    assert r.returncode == 0, r.stderr
+    r = run_script("export.py", tmp_path / "tg.npz", "-o", tmp_path / "tg.safetensors")
+    assert r.returncode == 0 and "nn.GRU(3, 6, num_layers=2)" in r.stdout, r.stderr
+    arrays, meta = load_safetensors(tmp_path / "tg.safetensors")
+    assert arrays["rnn.weight_hh_l1"].shape == (18, 6) and json.loads(meta["cell"]) == "torch_gru"
+    r = run_script("import.py", tmp_path / "tg.safetensors", "-o", tmp_path / "back.npz")
+    assert r.returncode == 0 and "--cell examples/torch_gru" in r.stdout, r.stderr
+    before, after = checkpoint.load(tmp_path / "tg.npz"), checkpoint.load(tmp_path / "back.npz")
+    assert after.cell["name"] == "torch_gru" and after.cell["sha256"] == before.cell["sha256"]
+    assert list(after.params) == list(before.params)
+    assert all(after.params[k].tobytes() == before.params[k].tobytes() for k in before.params)
+    r = run_script("generate.py", "--checkpoint", tmp_path / "back.npz", "--cell", "examples/torch_gru", "-n", 5)
+    assert r.returncode == 0, r.stderr
+    keras = run_script("export.py", tmp_path / "tg.npz", "-o", tmp_path / "k.safetensors", "--layout", "keras")
+    assert keras.returncode == 2 and "export it with --layout torch" in keras.stderr
+    edited = tmp_path / "torch_gru.py"  # the same NAME, other code: its equations may not be nn.GRU's
+    edited.write_text((ROOT / "minirnn" / "cells" / "examples" / "torch_gru.py").read_text() + "\n# mine\n")
+    r = run_script("train.py", "--cell", edited, *small, "--save", tmp_path / "mine.npz")
+    assert r.returncode == 0, r.stderr
+    r = run_script("export.py", tmp_path / "mine.npz", "-o", tmp_path / "m.safetensors")
+    assert r.returncode == 2 and "cell file" in r.stderr and not (tmp_path / "m.safetensors").exists()
+
+
 def test_an_imported_checkpoint_serves_generate_gradflow_and_train_init_from(tmp_path):
     make_checkpoint(tmp_path / "a.npz", cell="lstm", dtype="float32")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

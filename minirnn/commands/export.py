@@ -13,6 +13,7 @@ import numpy as np
 
 from minirnn import checkpoint, interop
 from minirnn.atomic import check_named, check_not_input, check_writable
+from minirnn.cells import load_cell
 from minirnn.cli import ArgumentParser
 from minirnn.config import DTYPES
 from minirnn.errors import UsageError
@@ -35,15 +36,12 @@ def main(argv, prog="export.py"):
     check_not_input({"-o": args.output}, {"CHECKPOINT": args.checkpoint})
     ckpt = checkpoint.load(args.checkpoint)
     cfg = ckpt.config
-    if ckpt.cell is not None:  # a run of a cell file: its equations are its own
-        raise UsageError(f"{args.checkpoint} is a model of the cell file {cfg.cell} ({ckpt.cell['name']}): export "
-                         "maps only the built-in rnn, gru and lstm, whose equations PyTorch and Keras layers compute; "
-                         "a cell file's weights are in the checkpoint under their own names "
-                         f"(numpy.load({args.checkpoint!r})['{next(iter(ckpt.params))}'])")
+    cell = _exported_cell(args, ckpt) if ckpt.cell is not None else None
     params = {k: a.astype(args.dtype or a.dtype, copy=False) for k, a in ckpt.params.items()}
-    arrays = interop.EXPORTS[args.layout](params)  # the torch layout refuses the book's GRU, saying why
-    spec = model_spec(params)
-    meta = interop.metadata(args.layout, spec.cell, ckpt.vocab, cfg.text_mode, cfg.activation, cfg.sample_prefix)
+    arrays = interop.to_torch(params, cell=cell) if args.layout == "torch" else interop.to_keras(params)
+    spec = model_spec(params, cell=cell)  # the torch layout refuses the book's GRU, saying why
+    name = getattr(spec.cell, "NAME", spec.cell)
+    meta = interop.metadata(args.layout, name, ckpt.vocab, cfg.text_mode, cfg.activation, cfg.sample_prefix)
     save_safetensors(args.output, arrays, meta)
     if ckpt.snapshots is not None:
         print("note: the checkpoint's ensemble snapshots are not exported, only its own weights", file=sys.stderr)
@@ -55,10 +53,26 @@ def main(argv, prog="export.py"):
     return 0
 
 
+def _exported_cell(args, ckpt):
+    """A model of a cell file exports only when the file is the shipped torch_gru, whose
+    equations are nn.GRU's, to the torch layout; else one line that says why."""
+    shipped = load_cell(interop.TORCH_GRU)
+    if ckpt.cell["name"] == shipped.NAME and ckpt.cell["sha256"] == shipped.sha256:
+        if args.layout == "torch":
+            return interop.TORCH_GRU
+        raise UsageError(f"{args.checkpoint} is a model of the torch_gru cell file, PyTorch's nn.GRU: export it "
+                         f"with --layout torch")
+    raise UsageError(f"{args.checkpoint} is a model of the cell file {ckpt.config.cell} ({ckpt.cell['name']}): export "
+                     f"maps only the built-in rnn, gru and lstm and the shipped {interop.TORCH_GRU}, whose equations "
+                     "PyTorch and Keras layers compute; a cell file's weights are in the checkpoint under their own "
+                     f"names (numpy.load({args.checkpoint!r})['{next(iter(ckpt.params))}'])")
+
+
 def _target(spec, activation, layout):
     """The other framework's modules that load the file."""
     if layout == "torch":
-        rnn = f"nn.{'LSTM' if spec.cell == 'lstm' else 'RNN'}({spec.embed_size or spec.vocab_size}, " \
+        module = {"lstm": "LSTM", "torch_gru": "GRU"}.get(getattr(spec.cell, "NAME", spec.cell), "RNN")
+        rnn = f"nn.{module}({spec.embed_size or spec.vocab_size}, " \
               f"{spec.num_hiddens}" + (f", num_layers={spec.num_layers}" if spec.num_layers > 1 else "") \
               + (", nonlinearity='relu'" if activation == "relu" else "") + ")"
         return ((f"nn.Embedding({spec.vocab_size}, {spec.embed_size}) + " if spec.embed_size else "")

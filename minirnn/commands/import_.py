@@ -55,14 +55,15 @@ def main(argv, prog="import.py"):
         params = interop.IMPORTS[layout](arrays, cell=meta.get("cell"))
     except CheckpointError as e:
         raise CheckpointError(f"{args.file}: {e}") from None
-    spec = model_spec(params)
+    cell = interop.TORCH_GRU if "b_hn" in params else None  # nn.GRU comes in as the torch_gru cell file
+    spec = model_spec(params, cell=cell)
 
     vocab, text_mode, data, prefix = _vocabulary(args, meta, spec.vocab_size)
     activation = _agreed("activation", meta.get("activation"), args.activation, args.file) or "tanh"
     if spec.cell != "rnn" and activation != "tanh":
         raise UsageError(f"--activation {activation} applies to rnn models only; this is a {spec.cell}, "
                          f"so drop --activation")
-    cfg = Config.from_dict({"cell": spec.cell, "num_layers": spec.num_layers, "num_hiddens": spec.num_hiddens,
+    cfg = Config.from_dict({"cell": cell or spec.cell, "num_layers": spec.num_layers, "num_hiddens": spec.num_hiddens,
                             "embed_size": spec.embed_size, "activation": activation, "text_mode": text_mode,
                             "dtype": str(params["W_hq"].dtype), "data": data,
                             "sample_prefix": meta.get("sample_prefix") or prefix})
@@ -70,7 +71,7 @@ def main(argv, prog="import.py"):
     print(f"wrote {args.output}: {spec.describe()}" + (f" ({activation})" if spec.cell == "rnn" else "")
           + f", V={spec.vocab_size} H={spec.num_hiddens}, {cfg.dtype}, from the {layout} layout; "
           + f"use it with generate or gradflow --checkpoint {args.output}, or start a run from it with "
-          + f"train --init-from {args.output}")
+          + f"train --init-from {args.output}" + (f" (each with --cell {cell})" if cell else ""))
     return 0
 
 
