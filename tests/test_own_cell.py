@@ -49,6 +49,13 @@ def _draw(cell, L, E, B, T, H, seed, V, scale):
     return (params, X, Y, state, G) if n > 1 else (params, X, Y, state[0], G[0])
 
 
+def _agrees(row):
+    """A checked array passes, or its gradient is so small (tiny drawn sizes: H 1, T 1) that
+    the loss's rounding hides it: unresolved, and the backward agrees within that rounding."""
+    return row["verdict"] == "pass" or (row["reason"].startswith("rounding")
+                                        and row["abs_error"] <= 3 * row["est_error"])
+
+
 # ----------------------------------------------------------------------------- reference = fast path
 @settings(max_examples=12)
 @given(cell=st.sampled_from(["rnn", "gru", "lstm"]), L=st.integers(1, 3), E=st.sampled_from([0, 3]),
@@ -74,7 +81,7 @@ def test_the_examples_backward_matches_central_differences(cell, L, E, B, T, H, 
     n = len(get_cell(cell).STATES)
     rows = check_gradients(params, X, Y, state, dstate_T=G, cell=cell)
     assert [r["name"] for r in rows][-n:] == [f"{s}0" for s in get_cell(cell).STATES]
-    assert all(r["verdict"] == "pass" for r in rows), [(r["name"], r["reason"]) for r in rows if not r["passed"]]
+    assert all(_agrees(r) for r in rows), [(r["name"], r["reason"]) for r in rows if not r["passed"]]
 
 
 @settings(max_examples=10)
@@ -87,7 +94,8 @@ def test_every_step_backward_matches_differences_of_its_forward(which, B, H, see
     names = blocks + [f"d{s}_prev" for s in cell.STATES] + [f"d{k}" for k in cell.recurrent_params(H)]
     assert [r["name"] for r in rows] == names
     assert all(r["verdict"] != "FAIL" for r in rows), [(r["name"], r["reason"]) for r in rows]
-    assert sum(r["verdict"] == "pass" for r in rows) >= len(rows) - (which == "rnn-relu") * len(rows)
+    if which != "rnn-relu":  # its kinks may leave arrays unresolved
+        assert all(_agrees(r) for r in rows), [(r["name"], r["reason"]) for r in rows if not r["passed"]]
 
 
 def _corrupt(tmp_path, source, old, new, name="broken.py"):
