@@ -30,7 +30,7 @@ import zipfile
 import numpy as np
 
 from .atomic import atomic_write
-from .cells.protocol import is_cell_path, load_cell
+from .cells.protocol import is_cell_path, load_cell, shipped_cells
 from .cells.record import RecordedCell, check_against_record, cell_record
 from .config import Config
 from .data import Vocab
@@ -237,15 +237,19 @@ def check_cell(ckpt, given, path):
     """The cell file to run a checkpoint's model with: for a run with a cell file, the
     --cell PATH given again (a checkpoint never runs code), checked against the record:
     refused if its NAME, gates, states or parameters differ, run with a warning if
-    only its source changed. Returns the config's cell for this run."""
+    only its source changed. A cell file shipped with the package (examples/torch_gru,
+    which an imported nn.GRU uses) is package code: without --cell it is taken as
+    recorded. Returns the config's cell for this run."""
     if ckpt.cell is None:
         if given is not None and given != ckpt.config.cell:
             raise CheckpointError(f"checkpoint {path} holds a {ckpt.config.cell} model; drop --cell {given}")
         return ckpt.config.cell
+    if given is None and ckpt.config.cell in shipped_cells():
+        given = ckpt.config.cell
     if given is None or not is_cell_path(given):
         raise CheckpointError(f"checkpoint {path} was trained with the cell file {ckpt.cell['file']} "
-                              f"(NAME {ckpt.cell['name']}); a checkpoint never runs code, so give --cell PATH to "
-                              f"that file again")
+                              f"(NAME {ckpt.cell['name']}, given as --cell {ckpt.config.cell}); a checkpoint never "
+                              f"runs code, so give --cell PATH to that file again")
     warning = check_against_record(load_cell(given), ckpt.cell, ckpt.config.num_hiddens, path)
     if warning:
         warnings.warn(warning)

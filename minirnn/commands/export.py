@@ -62,6 +62,10 @@ def _exported_cell(args, ckpt):
             return interop.TORCH_GRU
         raise UsageError(f"{args.checkpoint} is a model of the torch_gru cell file, PyTorch's nn.GRU: export it "
                          f"with --layout torch")
+    if ckpt.cell["name"] == shipped.NAME:
+        raise UsageError(f"{args.checkpoint} is a model of a torch_gru cell file whose code differs from the shipped "
+                         f"{interop.TORCH_GRU} (sha256 {ckpt.cell['sha256'][:12]}, not {shipped.sha256[:12]}), so its "
+                         f"equations may not be nn.GRU's; train with --cell {interop.TORCH_GRU} to export to nn.GRU")
     raise UsageError(f"{args.checkpoint} is a model of the cell file {ckpt.config.cell} ({ckpt.cell['name']}): export "
                      f"maps only the built-in rnn, gru and lstm and the shipped {interop.TORCH_GRU}, whose equations "
                      "PyTorch and Keras layers compute; a cell file's weights are in the checkpoint under their own "

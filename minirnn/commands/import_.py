@@ -71,7 +71,7 @@ def main(argv, prog="import.py"):
     print(f"wrote {args.output}: {spec.describe()}" + (f" ({activation})" if spec.cell == "rnn" else "")
           + f", V={spec.vocab_size} H={spec.num_hiddens}, {cfg.dtype}, from the {layout} layout; "
           + f"use it with generate or gradflow --checkpoint {args.output}, or start a run from it with "
-          + f"train --init-from {args.output}" + (f" (each with --cell {cell})" if cell else ""))
+          + f"train --init-from {args.output}" + (f" (a model of the shipped cell file {cell})" if cell else ""))
     return 0
 
 
