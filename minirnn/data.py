@@ -82,8 +82,7 @@ def _decoded_chunks(byte_chunks, name):
         if offset == 0 and raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
             raise DataError(f"--data {name}: the file is UTF-16 text (it starts with a UTF-16 byte order mark); "
                             f"convert it with: {_iconv('UTF-16', name)}")
-        if offset == 0 and _utf16_without_bom(raw[:4096]):
-            source = _utf16_without_bom(raw[:4096])
+        if offset == 0 and (source := _utf16_without_bom(raw[:4096])):
             raise DataError(f"--data {name}: looks like {source} text without a byte order mark (NULs in every "
                             f"other byte); convert it with: {_iconv(source, name)}")
         if offset < NUL_SCAN and b"\x00" in raw[:NUL_SCAN - offset]:

@@ -364,9 +364,10 @@ def check_step(cell, B=3, H=4, *, seed=0, scale=0.5, h=STEP, tol=TOLERANCE, back
         numeric, est, loss_scale, unsettled = differences(f, x, h=h, guard=guard)
         g = _host(g)
         if name == "dA_t" and k > 1:  # each gate's block (B,H) of dA_t, so that a wrong dA_o is named
-            block = lambda a, j: a[:, j * H:(j + 1) * H]  # noqa: E731
-            rows += [_verdict(f"dA_t[{gate}]", block(g, j), block(numeric, j), block(est, j), loss_scale, h, tol,
-                              block(unsettled, j)) for j, gate in enumerate(cell.GATES)]
+            for j, gate in enumerate(cell.GATES):
+                cols = slice(j * H, (j + 1) * H)
+                rows.append(_verdict(f"dA_t[{gate}]", g[:, cols], numeric[:, cols], est[:, cols], loss_scale, h,
+                                     tol, unsettled[:, cols]))
         else:
             rows.append(_verdict(name, g, numeric, est, loss_scale, h, tol, unsettled))
     return rows

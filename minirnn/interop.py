@@ -31,6 +31,7 @@ import re
 
 import numpy as np
 
+from .cells import cell_name
 from .errors import CheckpointError, UsageError
 from .model import layer_suffix, model_spec, param_shapes
 from .safetensors_io import load_safetensors, save_safetensors  # noqa: F401  (part of this module's API)
@@ -54,7 +55,7 @@ def to_torch(params, cell=None):
     nn.GRU for a model of the torch_gru cell file (cell=TORCH_GRU). The book's GRU is
     refused (a UsageError that says why)."""
     spec = model_spec(params, cell=cell)
-    name = getattr(spec.cell, "NAME", spec.cell)
+    name = cell_name(spec.cell)
     if name not in TORCH_GATES:
         raise UsageError(f"the {spec.cell} model cannot be exported to the torch layout: {GRU_REFUSED}; "
                          f"export it with --layout keras (Keras' GRU(reset_after=False) is the book's cell), or "
@@ -323,5 +324,5 @@ def _checked(params, cell):
         spec = model_spec(params, cell=TORCH_GRU if cell == "torch_gru" else None)
     except ValueError as e:
         raise CheckpointError(f"the shapes fit no minirnn model: {e}") from None
-    assert getattr(spec.cell, "NAME", spec.cell) == cell
+    assert cell_name(spec.cell) == cell
     return {k: params[k] for k in param_shapes(spec)}  # in init_params' order

@@ -13,7 +13,7 @@ import numpy as np
 
 from minirnn import checkpoint, interop
 from minirnn.atomic import check_named, check_not_input, check_writable
-from minirnn.cells import load_cell
+from minirnn.cells import cell_name, load_cell
 from minirnn.cli import ArgumentParser
 from minirnn.config import DTYPES
 from minirnn.errors import UsageError
@@ -40,7 +40,7 @@ def main(argv, prog="export.py"):
     params = {k: a.astype(args.dtype or a.dtype, copy=False) for k, a in ckpt.params.items()}
     arrays = interop.to_torch(params, cell=cell) if args.layout == "torch" else interop.to_keras(params)
     spec = model_spec(params, cell=cell)  # the torch layout refuses the book's GRU, saying why
-    name = getattr(spec.cell, "NAME", spec.cell)
+    name = cell_name(spec.cell)
     meta = interop.metadata(args.layout, name, ckpt.vocab, cfg.text_mode, cfg.activation, cfg.sample_prefix)
     save_safetensors(args.output, arrays, meta)
     if ckpt.snapshots is not None:
@@ -75,7 +75,7 @@ def _exported_cell(args, ckpt):
 def _target(spec, activation, layout):
     """The other framework's modules that load the file."""
     if layout == "torch":
-        module = {"lstm": "LSTM", "torch_gru": "GRU"}.get(getattr(spec.cell, "NAME", spec.cell), "RNN")
+        module = {"lstm": "LSTM", "torch_gru": "GRU"}.get(cell_name(spec.cell), "RNN")
         rnn = f"nn.{module}({spec.embed_size or spec.vocab_size}, " \
               f"{spec.num_hiddens}" + (f", num_layers={spec.num_layers}" if spec.num_layers > 1 else "") \
               + (", nonlinearity='relu'" if activation == "relu" else "") + ")"
